@@ -1,0 +1,68 @@
+# chatshare: `make up` runs everything, `make test` tests everything (README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3
+UV_VERSION := 0.13.9
+UV_HOME := .cache/uv-bootstrap
+UV := $(UV_HOME)/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced-$(shell cat pyproject.toml uv.lock | md5sum | cut -c1-12)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install up down status test test-unit test-integration bench lint format contracts clean
+
+help:
+	@echo "make up      start Kafka, PostgreSQL and every service in the background"
+	@echo "make down    stop what make up started (data stays in .data/)"
+	@echo "make test    the whole test suite, on its own broker and database"
+	@echo "make bench   the benchmarks; writes BENCHMARKS.md"
+	@echo "make lint    ruff and mypy"
+
+$(UV):
+	@echo "• installing uv $(UV_VERSION) into $(UV_HOME) (first run only)…"
+	@$(PYTHON_BOOT) -m venv $(UV_HOME)
+	@$(UV_HOME)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@echo "• installing Python dependencies into $(VENV) (first run takes a minute)…"
+	@rm -f $(VENV)/.synced-*
+	@$(UV) sync --frozen --quiet
+	@touch $@
+
+install: $(STAMP)
+	@$(VENV)/bin/chatshare-stack fetch-kafka > /dev/null
+
+up: install
+	@$(VENV)/bin/chatshare-stack up
+
+down:
+	@if [ -x $(VENV)/bin/chatshare-stack ]; then $(VENV)/bin/chatshare-stack down; else echo "nothing to stop (no .venv)"; fi
+
+status: install
+	@$(VENV)/bin/chatshare-stack status
+
+test: install
+	@$(VENV)/bin/pytest tests
+
+test-unit: install
+	@$(VENV)/bin/pytest tests/unit
+
+bench: install
+	@$(VENV)/bin/python -m benchmarks.run
+
+lint: install
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy services contracts deploy/devstack
+
+format: install
+	@$(VENV)/bin/ruff check --fix .
+	@$(VENV)/bin/ruff format .
+
+contracts: install
+	@$(VENV)/bin/python -m contracts.generate
+
+clean: down
+	rm -rf .data

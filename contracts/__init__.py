@@ -1,0 +1,1 @@
+"""Event contracts of chatshare: one pydantic model per event, a discriminated union per topic."""

@@ -1,0 +1,51 @@
+"""Settings every service shares, from `CHATSHARE_*` environment variables (INTERFACE.md §1–2)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "change-me-dev-secret-0123456789abcdef"
+MIN_JWT_SECRET_BYTES = 32
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings; each service subclasses it with what only it needs."""
+
+    model_config = SettingsConfigDict(env_prefix="CHATSHARE_", extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "dev"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    database_url: str = "postgresql://postgres:postgres@127.0.0.1:55432/chatshare"
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    login_url: str = "/auth"
+    max_snapshot_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    instance_id: str = "chatshare-dev"
+    # Short in tests so a killed consumer's partitions move on quickly (DESIGN.md traps).
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=3_000)
+    kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_in_production(self) -> ServiceSettings:
+        if self.env != "production":
+            return self
+        if self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError(
+                "CHATSHARE_JWT_SECRET is the published development default; "
+                "set a secret of your own before running with CHATSHARE_ENV=production"
+            )
+        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"CHATSHARE_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes "
+                "with CHATSHARE_ENV=production"
+            )
+        return self
+
+    @property
+    def database_dsn(self) -> str:
+        """The URL in the form asyncpg and psycopg accept (no SQLAlchemy driver suffix)."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)

@@ -1,0 +1,110 @@
+"""The I/O every service holds for its lifetime: a PostgreSQL pool, a faststream Kafka broker,
+readiness checks and a metrics registry. Built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import asyncpg
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+
+from contracts.topics import max_message_bytes
+from servicekit.config import ServiceSettings
+from servicekit.http import (
+    Readiness,
+    RequestMetrics,
+    install_error_handlers,
+    install_operational_routes,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    broker: KafkaBroker
+    readiness: Readiness
+    registry: CollectorRegistry
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def run_in_background(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """A long-running loop (relay, consumer) that dies loudly rather than silently."""
+
+        async def guarded() -> None:
+            try:
+                await work()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task %s failed", name)
+                raise
+
+        self.background.append(asyncio.create_task(guarded(), name=name))
+
+
+def new_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,  # forces acks=all: a publish is acknowledged only when durable
+        max_request_size=max_message_bytes(settings.max_snapshot_bytes),
+        allow_auto_create_topics=False,
+        graceful_timeout=10.0,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: ServiceSettings,
+    name: str,
+    registry: CollectorRegistry,
+    readiness: Readiness,
+    broker: KafkaBroker,
+) -> AsyncIterator[ServiceRuntime]:
+    """Connect, yield, and close in reverse order; the caller registers subscribers before
+    `broker.start()` is called by `start_runtime`."""
+    pool = await asyncpg.create_pool(settings.database_dsn, min_size=1, max_size=10, timeout=10)
+    runtime = ServiceRuntime(settings, pool, broker, readiness, registry)
+    readiness.add("postgresql", lambda: _postgres_ready(pool))
+    readiness.add("kafka", lambda: _kafka_ready(broker))
+    try:
+        yield runtime
+    finally:
+        for task in runtime.background:
+            task.cancel()
+        await asyncio.gather(*runtime.background, return_exceptions=True)
+        await broker.stop()
+        await pool.close()
+
+
+async def _postgres_ready(pool: asyncpg.Pool) -> str | None:
+    async with pool.acquire(timeout=2) as connection:
+        await connection.fetchval("SELECT 1")
+    return None
+
+
+async def _kafka_ready(broker: KafkaBroker) -> str | None:
+    return None if await broker.ping(timeout=2) else "kafka unreachable"
+
+
+def new_service_app(
+    title: str, settings: ServiceSettings, lifespan: Callable[[FastAPI], object]
+) -> FastAPI:
+    """A FastAPI app with the shared edge installed; the service adds its routes."""
+    registry = CollectorRegistry()
+    app = FastAPI(title=title, lifespan=lifespan)  # type: ignore[arg-type]
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.readiness = Readiness()
+    install_error_handlers(app)
+    install_operational_routes(app, app.state.readiness, registry)
+    app.add_middleware(RequestMetrics, registry=registry)
+    return app

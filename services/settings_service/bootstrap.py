@@ -1,0 +1,32 @@
+"""Wires settings_service: its settings, the shared runtime (PostgreSQL, Kafka) and its routes.
+
+The only place adapters are built; `create_app` is the uvicorn factory and tests call it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from servicekit.runtime import new_broker, new_service_app, open_runtime
+
+from settings_service.config import SettingsServiceSettings
+
+SERVICE_NAME = "settings_service"
+
+
+def create_app(settings: SettingsServiceSettings | None = None) -> FastAPI:
+    settings = settings or SettingsServiceSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = new_broker(settings, SERVICE_NAME)
+        async with open_runtime(
+            settings, SERVICE_NAME, app.state.registry, app.state.readiness, broker
+        ) as runtime:
+            app.state.runtime = runtime
+            await broker.start()
+            yield
+
+    return new_service_app("chatshare settings_service", settings, lifespan)
