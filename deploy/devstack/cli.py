@@ -30,7 +30,9 @@ class Layout:
         self.run = self.data / "run"
         self.logs = self.data / "logs"
         env = os.environ
-        self.max_snapshot_bytes = int(env.get("CHATSHARE_MAX_SNAPSHOT_BYTES", DEFAULT_MAX_SNAPSHOT_BYTES))
+        self.max_snapshot_bytes = int(
+            env.get("CHATSHARE_MAX_SNAPSHOT_BYTES", DEFAULT_MAX_SNAPSHOT_BYTES)
+        )
         self.external_kafka = env.get("CHATSHARE_KAFKA_BOOTSTRAP_SERVERS")
         self.external_postgres = env.get("CHATSHARE_DATABASE_URL")
         self.kafka = kafka.KafkaNode(

