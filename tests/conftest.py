@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from contracts.topics import max_message_bytes
 from devstack import kafka, postgres
 from devstack.ports import free_port
 from devstack.topics import ensure_topics
-
-from contracts.topics import max_message_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_MAX_SNAPSHOT_BYTES = 256 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import jwt
+
 from servicekit.config import DEV_JWT_SECRET
 
 

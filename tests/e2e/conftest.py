@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from devstack import postgres
 from devstack.kafka import KafkaNode
 from devstack.ports import free_port
 from devstack.process import ManagedProcess
 from devstack.services import ServiceSpec, default_services, start_service, wait_ready
-
 from tests.conftest import TEST_MAX_SNAPSHOT_BYTES
 
 

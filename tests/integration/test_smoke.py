@@ -34,7 +34,9 @@ async def test_a_message_round_trips_through_the_real_broker(kafka_bootstrap: st
     assert (record.key, record.value) == (key, b'{"hello": "kafka"}')
 
 
-async def test_topics_exist_with_their_partition_counts_and_infinite_retention(kafka_bootstrap: str) -> None:
+async def test_topics_exist_with_their_partition_counts_and_infinite_retention(
+    kafka_bootstrap: str,
+) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 

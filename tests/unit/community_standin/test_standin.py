@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from community_standin.app import create_app
 from community_standin.config import StandinSettings
 

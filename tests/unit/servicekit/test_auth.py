@@ -86,7 +86,9 @@ async def test_an_unknown_role_is_401(client: httpx.AsyncClient) -> None:
     assert answer.status_code == 401
 
 
-async def test_admin_only_route_refuses_a_user_and_accepts_an_admin(client: httpx.AsyncClient) -> None:
+async def test_admin_only_route_refuses_a_user_and_accepts_an_admin(
+    client: httpx.AsyncClient,
+) -> None:
     assert (await client.get("/admin", headers=bearer(make_token("u", "user")))).status_code == 403
     assert (await client.get("/admin", headers=bearer(make_token("a", "admin")))).status_code == 200
 
