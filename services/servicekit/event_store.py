@@ -1,0 +1,102 @@
+"""Where a service's eventsourcing application keeps its events: PostgreSQL, in a schema of the
+service's own (memory in unit tests), configured from the service's settings and nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
+from eventsourcing.utils import Environment, EnvType
+from psycopg import sql
+
+POSTGRES_MODULE = "eventsourcing.postgres"
+POPO_MODULE = "eventsourcing.popo"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_URL_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg")
+
+
+def eventsourcing_env(database_url: str, schema: str) -> dict[str, str]:
+    """The eventsourcing settings for a `postgresql://user:pass@host:port/db` URL, with the
+    application's tables in `schema`."""
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"schema {schema!r} is not a lower-case SQL identifier")
+    parts = urlsplit(database_url)
+    if parts.scheme not in _URL_SCHEMES:
+        raise ValueError(f"the database URL must start with postgresql://, not {parts.scheme!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("the event store takes no options in the database URL (?…)")
+    dbname = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not parts.username or not dbname:
+        raise ValueError("the database URL must name a user, a host and a database")
+    return {
+        "PERSISTENCE_MODULE": POSTGRES_MODULE,
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": parts.hostname,
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_SCHEMA": schema,
+        "CREATE_TABLE": "y",
+        # Commands are short and the HTTP layer runs them in worker threads: a few connections
+        # suffice, and waiting for one is better than exhausting the server.
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": "6",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # Recycle connections and test them on checkout, so a database restart heals by itself.
+        "POSTGRES_CONN_MAX_AGE": "600",
+        "POSTGRES_PRE_PING": "y",
+        # Writers queue on the events table's lock; a stuck one should fail, not hang forever.
+        "POSTGRES_LOCK_TIMEOUT": "5",
+    }
+
+
+def in_memory_env() -> dict[str, str]:
+    """Plain Python objects in memory: for unit tests."""
+    return {"PERSISTENCE_MODULE": POPO_MODULE}
+
+
+def ensure_schema(env: Mapping[str, str]) -> None:
+    """Create the env's PostgreSQL schema if it is missing (eventsourcing creates tables only)."""
+    schema = env["POSTGRES_SCHEMA"]
+    connection = psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"],
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+        connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
+        autocommit=True,
+    )
+    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+    # Two processes starting at once can both pass the IF NOT EXISTS check; then the schema exists.
+    with connection, contextlib.suppress(psycopg.errors.UniqueViolation):
+        connection.execute(create)
+
+
+class ServiceApplication(Application[UUID]):
+    """An eventsourcing application configured only by the env it is given.
+
+    eventsourcing itself merges `os.environ` into the env, where a stray (or application-prefixed)
+    variable could switch stores or turn on database functions; a service's settings class is
+    the one place its configuration comes from.
+    """
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        merged = dict(type(self).env)
+        if type(self).is_snapshotting_enabled or type(self).snapshotting_intervals:
+            merged["IS_SNAPSHOTTING_ENABLED"] = "y"
+        merged.update(env or {})
+        # Only what the settings give: eventsourcing's database functions must stay off (they drop
+        # the table lock around inserts, and the outbox relay would then skip events).
+        return Environment(name, merged)
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory[TrackingRecorder]:
+        if env.get("PERSISTENCE_MODULE") == POSTGRES_MODULE and env.get("POSTGRES_SCHEMA"):
+            ensure_schema(env)
+        return super().construct_factory(env)

@@ -1,0 +1,266 @@
+"""The outbox relay: follows an event store's notification log and publishes each new event to
+Kafka, recording how far it got only after Kafka committed. Built once; every service runs it.
+
+No dual writes: a request only saves events; this relay is the one writer to Kafka. A crash
+re-sends a tail (consumers are idempotent) and never skips one. One relay is active per event
+store: a PostgreSQL advisory lock elects it, others stand by; because a paused old relay can
+outlive its lock, Kafka fences it too — one fixed `transactional.id` per store, each batch one
+transaction, so a newer relay's `init` makes the old one's commits fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, ProducerFenced
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from contracts.topics import max_message_bytes
+from servicekit.config import ServiceSettings
+from servicekit.outbox_message import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+class NotificationLog(Protocol):
+    """An event store's notifications in order; ids grow but may have gaps."""
+
+    def read_after(self, position: int, limit: int) -> Sequence[tuple[int, OutboxMessage | None]]:
+        """Up to `limit` notifications with id > `position`; None for one that is not published."""
+        ...
+
+    def last_id(self) -> int: ...
+
+
+class EventsourcingLog:
+    """`NotificationLog` over an eventsourcing application (synchronous: call from a thread)."""
+
+    def __init__(self, application: Any, to_message: Callable[[Any], OutboxMessage | None]) -> None:
+        self.application = application
+        self.to_message = to_message
+
+    def read_after(self, position: int, limit: int) -> list[tuple[int, OutboxMessage | None]]:
+        notifications = self.application.recorder.select_notifications(
+            start=position, limit=limit, inclusive_of_start=False
+        )
+        mapper = self.application.mapper
+        return [(n.id, self.to_message(mapper.to_domain_event(n))) for n in notifications]
+
+    def last_id(self) -> int:
+        return int(self.application.recorder.max_notification_id() or 0)
+
+
+class LostLeadership(Exception):
+    """The advisory lock's connection is gone: another relay may be active now."""
+
+
+class RelayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter(
+            "outbox_events_published_total",
+            "Events the relay published",
+            ["relay", "topic"],
+            registry=registry,
+        )
+        self.position = Gauge(
+            "outbox_relay_position",
+            "Last notification id published and committed",
+            ["relay"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "outbox_relay_lag_events",
+            "Notifications stored but not yet published",
+            ["relay"],
+            registry=registry,
+        )
+        self.active = Gauge(
+            "outbox_relay_active",
+            "1 while this process is the active relay",
+            ["relay"],
+            registry=registry,
+        )
+
+
+@dataclass
+class RelayConfig:
+    name: str  # one per event store: names the lock, the position row and the transactional.id
+    schema: str  # where the position table lives (the service's own schema)
+    batch_size: int = 500
+    poll_interval: float = 0.02
+    standby_interval: float = 1.0
+
+    @property
+    def transactional_id(self) -> str:
+        return f"chatshare-outbox-{self.name}"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        config: RelayConfig,
+        notifications: NotificationLog,
+        pool: asyncpg.Pool,
+        settings: ServiceSettings,
+        metrics: RelayMetrics,
+    ) -> None:
+        self.config = config
+        self.notifications = notifications
+        self.pool = pool
+        self.settings = settings
+        self.metrics = metrics
+        self.wakeup = asyncio.Event()
+        self.is_active = False
+
+    def notify(self) -> None:
+        """Called after a local save, so the relay need not wait for its next poll."""
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        """Stand by until elected, publish while elected, and stand by again when fenced."""
+        await self._create_position_table()
+        while True:
+            lock = await self._acquire_lock()
+            if lock is None:
+                await asyncio.sleep(self.config.standby_interval)
+                continue
+            producer = self._new_producer()
+            try:
+                await producer.start()  # init_transactions: fences any older relay of this store
+                self._set_active(True)
+                await self.publish_while_leader(lock, producer)
+            except (ProducerFenced, LostLeadership) as error:
+                log.warning("relay %s stands down: %s", self.config.name, error)
+            except KafkaError as error:
+                log.warning(
+                    "relay %s: Kafka fault, restarting the relay: %s", self.config.name, error
+                )
+                await asyncio.sleep(self.config.standby_interval)
+            finally:
+                self._set_active(False)
+                await _quietly(producer.stop())
+                await _quietly(lock.close())
+
+    async def publish_while_leader(
+        self, lock: asyncpg.Connection, producer: AIOKafkaProducer
+    ) -> None:
+        position = await self.load_position()
+        while True:
+            if lock.is_closed():
+                raise LostLeadership("the advisory lock's connection closed")
+            await lock.fetchval("SELECT 1")  # re-check before every batch (DESIGN.md)
+            self.wakeup.clear()  # before reading: a save after this read sets it again
+            batch = await asyncio.to_thread(
+                self.notifications.read_after, position, self.config.batch_size
+            )
+            if not batch:
+                self.metrics.lag.labels(self.config.name).set(0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), self.config.poll_interval)
+                continue
+            await self.publish_batch(
+                producer, [(nid, msg) for nid, msg in batch if msg is not None]
+            )
+            position = batch[-1][0]
+            await self.save_position(position)
+            if len(batch) == self.config.batch_size:  # behind: say by how much
+                last = await asyncio.to_thread(self.notifications.last_id)
+                self.metrics.lag.labels(self.config.name).set(max(0, last - position))
+
+    async def publish_batch(
+        self, producer: AIOKafkaProducer, messages: Sequence[tuple[int, OutboxMessage]]
+    ) -> None:
+        """One Kafka transaction: all of the batch becomes visible, or none of it."""
+        if not messages:
+            return
+        async with producer.transaction():
+            sent = [
+                await producer.send(
+                    message.topic,
+                    message.value,
+                    key=message.key.encode(),
+                    headers=[
+                        ("event_id", str(message.event_id).encode()),
+                        ("notification_id", str(notification_id).encode()),
+                    ],
+                )
+                for notification_id, message in messages
+            ]
+            await asyncio.gather(*sent)
+        for _, message in messages:
+            self.metrics.published.labels(self.config.name, message.topic).inc()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            client_id=f"relay-{self.config.name}",
+            transactional_id=self.config.transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            max_request_size=max_message_bytes(self.settings.max_snapshot_bytes),
+            transaction_timeout_ms=60_000,
+        )
+
+    def _set_active(self, active: bool) -> None:
+        self.is_active = active
+        self.metrics.active.labels(self.config.name).set(1 if active else 0)
+
+    async def _acquire_lock(self) -> asyncpg.Connection | None:
+        try:
+            connection = await asyncpg.connect(self.settings.database_dsn, timeout=10)
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("relay %s cannot reach PostgreSQL: %s", self.config.name, error)
+            return None
+        if await connection.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._lock_key):
+            return connection
+        await connection.close()
+        return None
+
+    @property
+    def _lock_key(self) -> str:
+        return f"chatshare-outbox-relay:{self.config.name}"
+
+    @property
+    def _table(self) -> str:
+        return f'"{self.config.schema}".outbox_relay_positions'
+
+    async def _create_position_table(self) -> None:
+        async with self.pool.acquire() as connection:
+            await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
+            await connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._table} ("
+                " relay text PRIMARY KEY, notification_id bigint NOT NULL,"
+                " updated_at timestamptz NOT NULL DEFAULT now())"
+            )
+
+    async def load_position(self) -> int:
+        value = await self.pool.fetchval(
+            f"SELECT notification_id FROM {self._table} WHERE relay = $1", self.config.name
+        )
+        return int(value or 0)
+
+    async def save_position(self, position: int) -> None:
+        # GREATEST: a fenced relay that wakes up late can never move the position back.
+        await self.pool.execute(
+            f"INSERT INTO {self._table} (relay, notification_id) VALUES ($1, $2) "
+            "ON CONFLICT (relay) DO UPDATE SET notification_id = "
+            f"GREATEST({self._table}.notification_id, EXCLUDED.notification_id), updated_at = now()",
+            self.config.name,
+            position,
+        )
+        self.metrics.position.labels(self.config.name).set(position)
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception as error:  # closing after a failure: report, don't mask the first error
+        log.debug("while closing: %r", error)

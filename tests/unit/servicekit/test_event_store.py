@@ -1,0 +1,82 @@
+"""A service's database URL becomes eventsourcing's settings; nothing else configures the store."""
+
+from __future__ import annotations
+
+import pytest
+from eventsourcing.popo import POPOApplicationRecorder
+
+from servicekit.event_store import ServiceApplication, eventsourcing_env, in_memory_env
+
+
+def test_a_database_url_becomes_the_event_stores_settings() -> None:
+    env = eventsourcing_env("postgresql://chat:s3cret@db.internal:6543/chatshare", "share_service")
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert (
+        env["POSTGRES_DBNAME"],
+        env["POSTGRES_HOST"],
+        env["POSTGRES_PORT"],
+        env["POSTGRES_USER"],
+        env["POSTGRES_PASSWORD"],
+        env["POSTGRES_SCHEMA"],
+    ) == ("chatshare", "db.internal", "6543", "chat", "s3cret", "share_service")
+    assert env["CREATE_TABLE"] == "y"
+    assert int(env["POSTGRES_POOL_SIZE"]) <= 5
+    assert env["POSTGRES_PRE_PING"] == "y"
+    assert float(env["POSTGRES_CONN_MAX_AGE"]) > 0
+
+
+def test_the_port_defaults_to_5432_and_escaped_characters_are_decoded() -> None:
+    env = eventsourcing_env("postgresql://us%40er:p%2Fss%3Aw@127.0.0.1/my%20db", "s")
+    assert env["POSTGRES_PORT"] == "5432"
+    assert env["POSTGRES_USER"] == "us@er"
+    assert env["POSTGRES_PASSWORD"] == "p/ss:w"
+    assert env["POSTGRES_DBNAME"] == "my db"
+
+
+def test_a_url_without_password_gives_an_empty_one() -> None:
+    assert (
+        eventsourcing_env("postgres://postgres@localhost:55432/chatshare", "s")["POSTGRES_PASSWORD"]
+        == ""
+    )
+
+
+def test_the_asyncpg_flavour_of_the_url_is_accepted() -> None:
+    env = eventsourcing_env("postgresql+asyncpg://u:p@h:1/db", "s")
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"]) == ("h", "1")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u:p@h/db",
+        "postgresql://u:p@h:5432/",
+        "postgresql://u:p@/db",
+        "postgresql://h/db",
+        "postgresql://u:p@h/db?sslmode=require",
+    ],
+)
+def test_an_unusable_url_is_refused_with_a_reason(url: str) -> None:
+    with pytest.raises(ValueError, match=r"\w"):
+        eventsourcing_env(url, "s")
+
+
+@pytest.mark.parametrize("schema", ["", "Share", "share-service", "1st", "x" * 64, 'a"; drop'])
+def test_a_schema_must_be_a_plain_identifier(schema: str) -> None:
+    with pytest.raises(ValueError, match="schema"):
+        eventsourcing_env("postgresql://u:p@h/db", schema)
+
+
+class _Probe(ServiceApplication):
+    pass
+
+
+def test_the_process_environment_does_not_configure_the_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.sqlite")
+    monkeypatch.setenv("_PROBE_PERSISTENCE_MODULE", "eventsourcing.sqlite")
+    app = _Probe(env=in_memory_env())
+    try:
+        assert isinstance(app.recorder, POPOApplicationRecorder)
+    finally:
+        app.close()
