@@ -55,7 +55,9 @@ EVENT_TOPICS: tuple[TopicSpec, ...] = (
         "Share links' events and community-share requests, written by share_service.",
     ),
     TopicSpec(SETTINGS_EVENTS, 1, "instance", "The admin's policy changes, by settings_service."),
-    TopicSpec(COMMUNITY_EVENTS, 6, "request_id", "Community uploads' outcomes, by community_publisher."),
+    TopicSpec(
+        COMMUNITY_EVENTS, 6, "request_id", "Community uploads' outcomes, by community_publisher."
+    ),
 )
 
 DEAD_LETTER_PARTITIONS = 3

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from servicekit.runtime import new_broker, new_service_app, open_runtime
 
 from community_publisher.config import CommunityPublisherSettings
+from servicekit.runtime import new_broker, new_service_app, open_runtime
 
 SERVICE_NAME = "community_publisher"
 

@@ -1,6 +1,7 @@
 """community_publisher's settings: where the community site is and how hard to retry it."""
 
 from pydantic import Field
+
 from servicekit.config import ServiceSettings
 
 

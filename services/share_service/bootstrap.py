@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from servicekit.runtime import new_broker, new_service_app, open_runtime
 
+from servicekit.runtime import new_broker, new_service_app, open_runtime
 from share_service.config import ShareServiceSettings
 
 SERVICE_NAME = "share_service"

@@ -1,6 +1,7 @@
 """share_service's settings: the shared ones plus where links point."""
 
 from pydantic import Field
+
 from servicekit.config import ServiceSettings
 
 
