@@ -60,3 +60,12 @@ def database_url(postgres_node: postgres.PostgresNode) -> str:
     name = f"t_{uuid.uuid4().hex[:16]}"
     postgres.ensure_database(postgres_node, name)
     return f"postgresql://postgres:postgres@127.0.0.1:{postgres_node.port}/{name}"
+
+
+@pytest.fixture
+async def topic_prefix(kafka_bootstrap: str) -> str:
+    """This test's own set of chatshare topics (`CHATSHARE_TOPIC_PREFIX`), so it sees no other
+    test's events."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    await ensure_topics(kafka_bootstrap, TEST_MAX_SNAPSHOT_BYTES, prefix)
+    return prefix

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import replace
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 
-from contracts.topics import all_topics, max_message_bytes
+from contracts.topics import TopicSpec, all_topics, max_message_bytes
 from devstack.errors import StackError
 
 DEFAULT_MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
@@ -26,7 +27,9 @@ def topic_configs(max_snapshot_bytes: int) -> dict[str, str]:
     }
 
 
-async def ensure_topics(bootstrap_servers: str, max_snapshot_bytes: int) -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str, max_snapshot_bytes: int, prefix: str = ""
+) -> list[str]:
     """Create what is missing, grow partition counts that are too low; return what was created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
     try:
@@ -37,7 +40,7 @@ async def ensure_topics(bootstrap_servers: str, max_snapshot_bytes: int) -> list
         ) from error
     try:
         existing = set(await admin.list_topics())
-        wanted = all_topics()
+        wanted = [replace(spec, name=prefix + spec.name) for spec in all_topics()]
         configs = topic_configs(max_snapshot_bytes)
         missing = [
             NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)
@@ -52,7 +55,7 @@ async def ensure_topics(bootstrap_servers: str, max_snapshot_bytes: int) -> list
         await admin.close()
 
 
-async def _grow_partitions(admin: AIOKafkaAdminClient, specs: list) -> None:  # type: ignore[type-arg]
+async def _grow_partitions(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
     if not specs:
         return
     described = await admin.describe_topics([spec.name for spec in specs])
@@ -70,8 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--max-snapshot-bytes", type=int, default=DEFAULT_MAX_SNAPSHOT_BYTES)
+    parser.add_argument("--prefix", default="", help="CHATSHARE_TOPIC_PREFIX, if you use one")
     args = parser.parse_args()
-    created = asyncio.run(ensure_topics(args.bootstrap, args.max_snapshot_bytes))
+    created = asyncio.run(ensure_topics(args.bootstrap, args.max_snapshot_bytes, args.prefix))
     print(f"topics created: {', '.join(created) if created else 'none (all present)'}")
 
 

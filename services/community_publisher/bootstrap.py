@@ -11,9 +11,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from community_publisher.config import CommunityPublisherSettings
+from contracts.topics import COMMUNITY_PUBLISHER_POLICY_GROUP
+from servicekit.policy import follow_policy
 from servicekit.runtime import new_broker, new_service_app, open_runtime
 
 SERVICE_NAME = "community_publisher"
+EVENT_STORE_SCHEMA = "community_publisher"
 
 
 def create_app(settings: CommunityPublisherSettings | None = None) -> FastAPI:
@@ -26,7 +29,13 @@ def create_app(settings: CommunityPublisherSettings | None = None) -> FastAPI:
             settings, SERVICE_NAME, app.state.registry, app.state.readiness, broker
         ) as runtime:
             app.state.runtime = runtime
-            await broker.start()
-            yield
+            app.state.policy = await follow_policy(
+                runtime, COMMUNITY_PUBLISHER_POLICY_GROUP, EVENT_STORE_SCHEMA
+            )
+            try:
+                await broker.start()
+                yield
+            finally:
+                await app.state.policy.close()
 
     return new_service_app("chatshare community_publisher", settings, lifespan)

@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     # Short in tests so a killed consumer's partitions move on quickly (DESIGN.md traps).
     kafka_session_timeout_ms: int = Field(default=10_000, ge=3_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    # Prepended to every topic and consumer group name. Empty in a real deployment (the names
+    # are INTERFACE.md's); tests give each run its own, so runs never see each other's events.
+    topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> ServiceSettings:
@@ -44,6 +47,12 @@ class ServiceSettings(BaseSettings):
                 "with CHATSHARE_ENV=production"
             )
         return self
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+    def group(self, name: str) -> str:
+        return self.topic_prefix + name
 
     @property
     def database_dsn(self) -> str:

@@ -130,8 +130,10 @@ class ConsumerGroup(Generic[E]):
         broker: KafkaBroker,
         metrics: ConsumerMetrics,
         retry: RetryPolicy | None = None,
+        dead_letters: str | None = None,
     ) -> None:
         self.group = group
+        self.dead_letters = dead_letters or dead_letter_topic(group)
         self.topics = tuple(topics)
         self.decode = decode
         self.handle = handle
@@ -231,7 +233,7 @@ class ConsumerGroup(Generic[E]):
             try:
                 await self.broker.publish(
                     record.value or b"",
-                    topic=dead_letter_topic(self.group),
+                    topic=self.dead_letters,
                     key=record.key,
                     headers=headers,
                 )

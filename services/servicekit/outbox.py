@@ -183,7 +183,7 @@ class OutboxRelay:
         async with producer.transaction():
             sent = [
                 await producer.send(
-                    message.topic,
+                    self.settings.topic(message.topic),
                     message.value,
                     key=message.key.encode(),
                     headers=[

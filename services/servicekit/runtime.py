@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from contracts.topics import max_message_bytes
 from servicekit.config import ServiceSettings
+from servicekit.consumer import ConsumerGroup, ConsumerMetrics
 from servicekit.http import (
     Readiness,
     RequestMetrics,
@@ -33,7 +35,13 @@ class ServiceRuntime:
     broker: KafkaBroker
     readiness: Readiness
     registry: CollectorRegistry
+    consumer_metrics: ConsumerMetrics
     background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def add_consumer(self, group: ConsumerGroup[Any]) -> None:
+        """Subscribe a consumer group (before `broker.start()`) and make readiness wait for it."""
+        group.subscribe(self.settings)
+        self.readiness.add(f"consumer:{group.group}", group.readiness)
 
     def run_in_background(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """A long-running loop (relay, consumer) that dies loudly rather than silently."""
@@ -72,7 +80,7 @@ async def open_runtime(
     """Connect, yield, and close in reverse order; the caller registers subscribers before
     `broker.start()` is called by `start_runtime`."""
     pool = await asyncpg.create_pool(settings.database_dsn, min_size=1, max_size=10, timeout=10)
-    runtime = ServiceRuntime(settings, pool, broker, readiness, registry)
+    runtime = ServiceRuntime(settings, pool, broker, readiness, registry, ConsumerMetrics(registry))
     readiness.add("postgresql", lambda: _postgres_ready(pool))
     readiness.add("kafka", lambda: _kafka_ready(broker))
     try:

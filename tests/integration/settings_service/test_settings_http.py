@@ -32,10 +32,14 @@ NOBODY: dict[str, str] = {}
 
 
 @pytest.fixture
-async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[FastAPI]:
-    """The service as uvicorn runs it, lifespan included, on a fresh database."""
+async def service(
+    database_url: str, kafka_bootstrap: str, topic_prefix: str
+) -> AsyncIterator[FastAPI]:
+    """The service as uvicorn runs it, lifespan included, on a fresh database and topics."""
     settings = SettingsServiceSettings(
-        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=topic_prefix,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
