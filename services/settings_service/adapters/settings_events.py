@@ -3,16 +3,22 @@ outbox relay. The aggregate's creation is internal and is not published."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+from collections.abc import Callable
 from uuid import UUID, uuid5
 
+from contracts import (
+    CommunitySharingDisabled,
+    CommunitySharingEnabled,
+    SettingsEvent,
+    TextToSpeechDisabled,
+    TextToSpeechEnabled,
+    encode_event,
+)
 from contracts.topics import SETTINGS_EVENTS
 from servicekit.outbox_message import OutboxMessage
 from settings_service.domain.instance_settings import InstanceSettings
 
 SETTINGS_KEY = "instance"
-SCHEMA_VERSION = 1
 
 
 def event_id_of(originator_id: UUID, originator_version: int) -> UUID:
@@ -20,30 +26,28 @@ def event_id_of(originator_id: UUID, originator_version: int) -> UUID:
     return uuid5(originator_id, str(originator_version))
 
 
+CONTRACTS: dict[str, Callable[..., SettingsEvent]] = {
+    model.__name__: model
+    for model in (
+        CommunitySharingEnabled, CommunitySharingDisabled, TextToSpeechEnabled, TextToSpeechDisabled,
+    )
+}  # fmt: skip
+
+
 def to_outbox_message(domain_event: object) -> OutboxMessage | None:
     if not isinstance(domain_event, InstanceSettings.SettingChanged):
         return None
     event_id = event_id_of(domain_event.originator_id, domain_event.originator_version)
-    # TODO(contracts): build contracts.settings_events.<type>(...) and contracts.encode_event()
-    # once contracts/settings_events.py lands; the fields below are the contract's.
-    value = {
-        "event_id": str(event_id),
-        "type": type(domain_event).__name__,
-        "schema_version": SCHEMA_VERSION,
-        "occurred_at": _rfc3339(domain_event.timestamp),
-        "setting": domain_event.setting,
-        "value": domain_event.value,
-        "policy_version": domain_event.policy_version,
-        "changed_by": domain_event.changed_by,
-        "changed_at": _rfc3339(domain_event.changed_at),
-    }
-    return OutboxMessage(
-        topic=SETTINGS_EVENTS,
-        key=SETTINGS_KEY,
-        value=json.dumps(value, separators=(",", ":")).encode(),
+    contract = CONTRACTS[type(domain_event).__name__]
+    event = contract(
         event_id=event_id,
+        occurred_at=domain_event.timestamp,
+        setting=domain_event.setting,
+        value=domain_event.value,
+        policy_version=domain_event.policy_version,
+        changed_by=domain_event.changed_by,
+        changed_at=domain_event.changed_at,
     )
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return OutboxMessage(
+        topic=SETTINGS_EVENTS, key=SETTINGS_KEY, value=encode_event(event), event_id=event_id
+    )
