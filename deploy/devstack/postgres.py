@@ -128,7 +128,7 @@ def _prepare_home(node: PostgresNode, user: pwd.struct_passwd | None) -> None:
 def _closed_parent(path: Path) -> Path | None:
     """The first folder above `path` that other users cannot traverse, if any."""
     for folder in path.resolve().parents:
-        if folder.stat().st_mode & 0o001 == 0:
+        if folder.exists() and folder.stat().st_mode & 0o001 == 0:
             return folder
     return None
 
