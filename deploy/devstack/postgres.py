@@ -69,7 +69,9 @@ def data_home(preferred: Path) -> Path:
     """Where the server's folder goes: `preferred`, unless the server user could not reach it
     (a checkout under /root when we are root); then a folder of its own under /var/lib,
     linked from `preferred` so `.data/` still shows everything."""
-    if os.geteuid() != 0 or preferred.is_symlink() or _closed_parent(preferred) is None:
+    if preferred.is_symlink():
+        return preferred.resolve()  # the server must be given the path it can walk
+    if os.geteuid() != 0 or _closed_parent(preferred) is None:
         return preferred
     digest = hashlib.sha1(str(preferred.resolve()).encode()).hexdigest()[:12]
     home = Path("/var/lib/chatshare") / digest / preferred.name
