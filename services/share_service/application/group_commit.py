@@ -1,0 +1,170 @@
+"""Group commit: commands that arrive within a few milliseconds of each other are decided in one
+worker-thread call and saved with one `save`, so one transaction (and one turn at the event
+store's table lock, its write bottleneck) carries the whole batch.
+
+Each command keeps its own answer and its own error: a command whose decision fails gets that
+error alone; if the combined save fails, every command of the batch is run again on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+from uuid import UUID
+
+from share_service.application.decision import Decision, StaleRead
+from share_service.application.sharing import SharingApplication
+
+T = TypeVar("T")
+Decide = Callable[[], Decision[Any]]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """A command's answer, or the exception it raised."""
+
+    result: T | None = None
+    error: Exception | None = None
+
+    def unwrap(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return cast(T, self.result)
+
+
+def commit_together(app: SharingApplication, commands: Sequence[Decide]) -> list[Outcome[Any]]:
+    """Decide every command against the store as it is, save all their aggregates in one
+    `save`, and answer each in order. Blocking: call it from a worker thread.
+
+    A command touching an aggregate an earlier one of the batch already changed would decide
+    from a state about to be superseded: it runs on its own after the batch is saved.
+    """
+    outcomes: dict[int, Outcome[Any]] = {}
+    batched: list[tuple[int, Decision[Any]]] = []
+    alone: list[int] = []
+    claimed: set[UUID] = set()
+    for index, decide in enumerate(commands):
+        try:
+            decision = decide()
+        except StaleRead:
+            alone.append(index)
+            continue
+        except Exception as error:  # this command's own answer, e.g. NotChatOwner
+            outcomes[index] = Outcome(error=error)
+            continue
+        touched = {aggregate.id for aggregate in decision.aggregates}
+        if touched & claimed:
+            alone.append(index)
+            continue
+        claimed |= touched
+        batched.append((index, decision))
+    if _save_batch(app, [decision for _, decision in batched]):
+        outcomes.update((index, Outcome(decision.result)) for index, decision in batched)
+    else:
+        alone.extend(index for index, _ in batched)
+    for index in sorted(alone):
+        outcomes[index] = _run_alone(app, commands[index])
+    return [outcomes[index] for index in range(len(commands))]
+
+
+def _save_batch(app: SharingApplication, decisions: list[Decision[Any]]) -> bool:
+    aggregates = [aggregate for decision in decisions for aggregate in decision.aggregates]
+    if not aggregates:
+        return True
+    try:
+        app.save(*aggregates)
+    except Exception:  # each command is run again alone, and meets its own error there
+        log.warning("saving %d commands together failed; saving them one by one", len(decisions))
+        return False
+    return True
+
+
+def _run_alone(app: SharingApplication, decide: Decide) -> Outcome[Any]:
+    try:
+        return Outcome(app.run(decide))
+    except Exception as error:
+        return Outcome(error=error)
+
+
+class GroupCommitter:
+    """The asyncio side: `await committer.run(decide)` from request handlers. Commands arriving
+    within `window_seconds` of the first of a batch (or until `max_batch` of them) go to one
+    `commit_together` call in a worker thread; while `max_in_flight` batches are being saved,
+    newcomers wait and form the next, larger batch."""
+
+    def __init__(
+        self,
+        app: SharingApplication,
+        *,
+        window_seconds: float = 0.002,
+        max_batch: int = 64,
+        max_in_flight: int = 2,
+    ) -> None:
+        self.app = app
+        self.window_seconds = window_seconds
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self._waiting: list[tuple[Decide, asyncio.Future[Any]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self, decide: Callable[[], Decision[T]]) -> T:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((decide, future))
+        if len(self._waiting) >= self.max_batch:
+            self._start_batch()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self.window_seconds, self._start_batch
+            )
+        return cast(T, await future)
+
+    async def drain(self) -> None:
+        """Wait until every command handed in so far is answered (for shutdown)."""
+        while self._waiting or self._in_flight:
+            self._start_batch()
+            if self._in_flight:
+                await asyncio.wait(set(self._in_flight))
+
+    def _start_batch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._waiting or len(self._in_flight) >= self.max_in_flight:
+            return  # a finishing batch starts the next one
+        batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+        task = asyncio.get_running_loop().create_task(self._commit(batch))
+        self._in_flight.add(task)
+        task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._waiting:
+            self._start_batch()
+
+    async def _commit(self, batch: list[tuple[Decide, asyncio.Future[Any]]]) -> None:
+        try:
+            outcomes = await asyncio.to_thread(
+                commit_together, self.app, [decide for decide, _ in batch]
+            )
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as error:  # the worker itself failed: every waiter learns why
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # its request was cancelled
+                continue
+            if outcome.error is not None:
+                future.set_exception(outcome.error)
+            else:
+                future.set_result(outcome.result)
