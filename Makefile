@@ -50,7 +50,7 @@ test-unit: install
 	@$(VENV)/bin/pytest tests/unit
 
 bench: install
-	@$(VENV)/bin/python -m benchmarks.run
+	@$(VENV)/bin/python -m tests.benchmarks.run
 
 lint: install
 	@$(VENV)/bin/ruff check .

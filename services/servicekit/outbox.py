@@ -125,7 +125,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Stand by until elected, publish while elected, and stand by again when fenced."""
-        await self._create_position_table()
+        await self.prepare()
         while True:
             lock = await self._acquire_lock()
             if lock is None:
@@ -232,7 +232,7 @@ class OutboxRelay:
     def _table(self) -> str:
         return f'"{self.config.schema}".outbox_relay_positions'
 
-    async def _create_position_table(self) -> None:
+    async def prepare(self) -> None:
         async with self.pool.acquire() as connection:
             await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
             await connection.execute(

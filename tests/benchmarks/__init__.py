@@ -1,0 +1,1 @@
+"""`make bench`: every benchmark beside its raw baseline, measured in the same run."""

@@ -1,0 +1,25 @@
+"""`make bench`: run every benchmark on a broker and database of its own; write BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import logging
+
+from tests.benchmarks import relay_throughput
+from tests.benchmarks.infrastructure import ROOT, bench_infrastructure
+from tests.benchmarks.report import Report
+
+BENCHMARKS = (relay_throughput,)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    report = Report()
+    with bench_infrastructure() as infra:
+        for benchmark in BENCHMARKS:
+            benchmark.run(infra, report)
+    report.write(ROOT / "BENCHMARKS.md")
+    print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+
+
+if __name__ == "__main__":
+    main()
