@@ -43,7 +43,7 @@ class LinkDeleted(LinkEventBase):
     type: Literal["LinkDeleted"] = "LinkDeleted"
     reason: Literal["owner", "admin", "chat_deleted"] = Field(description="Why the link died.")
     deleted_by: Identifier = Field(
-        description="User id of whoever deleted it; for `chat_deleted`, the chat's owner."
+        description="User id of whoever deleted it; `system` for `chat_deleted`."
     )
 
 

@@ -49,10 +49,23 @@ async def ensure_topics(
         ]
         if missing:
             await admin.create_topics(missing, timeout_ms=30000)
+            await _wait_for_leaders(admin, [topic.name for topic in missing])
         await _grow_partitions(admin, [spec for spec in wanted if spec.name in existing])
         return [topic.name for topic in missing]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """New partitions take a moment to get a leader; clients would see errors until then."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics(names)
+        if all(p["leader"] >= 0 for topic in described for p in topic["partitions"]) and all(
+            topic["partitions"] for topic in described
+        ):
+            return
+        await asyncio.sleep(0.1)
 
 
 async def _grow_partitions(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:

@@ -1,4 +1,5 @@
-"""Wires share_service: its settings, the shared runtime (PostgreSQL, Kafka) and its routes.
+"""Wires share_service: its settings, the shared runtime (PostgreSQL, Kafka), its event store,
+the chat mirror, the policy view, the outbox relay and its routes.
 
 The only place adapters are built; `create_app` is the uvicorn factory and tests call it too.
 """
@@ -8,15 +9,65 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from contracts.topics import SHARE_SERVICE_POLICY_GROUP
+from servicekit.event_store import eventsourcing_env
+from servicekit.outbox import EventsourcingLog, OutboxRelay, RelayConfig, RelayMetrics
 from servicekit.policy import follow_policy
-from servicekit.runtime import new_broker, new_service_app, open_runtime
+from servicekit.runtime import ServiceRuntime, new_broker, new_service_app, open_runtime
+from share_service.adapters.chat_mirror_store import ChatMirrorStore
+from share_service.adapters.share_events import to_outbox_message
+from share_service.application.group_commit import GroupCommitter
+from share_service.application.sharing import SharingApplication
 from share_service.config import ShareServiceSettings
+from share_service.entrypoints.chat_mirror import ChatMirror, follow_chats
+from share_service.entrypoints.http_commands import router as command_routes
+from share_service.entrypoints.http_errors import install_share_error_handlers
+from share_service.entrypoints.wiring import Wiring
 
 SERVICE_NAME = "share_service"
 EVENT_STORE_SCHEMA = "share_service"
+
+
+def open_sharing_application(settings: ShareServiceSettings) -> SharingApplication:
+    """Blocking (connects, creates the schema and tables): call it from a worker thread."""
+    return SharingApplication(
+        env=eventsourcing_env(settings.database_dsn, EVENT_STORE_SCHEMA),
+        max_snapshot_bytes=settings.max_snapshot_bytes,
+    )
+
+
+async def wire(
+    runtime: ServiceRuntime, settings: ShareServiceSettings, sharing: SharingApplication
+) -> Wiring:
+    """Everything the routes and consumers use; call before `broker.start()`."""
+    chats = ChatMirrorStore(runtime.pool, EVENT_STORE_SCHEMA)
+    await chats.create_table()
+    relay = OutboxRelay(
+        RelayConfig(name=SERVICE_NAME, schema=EVENT_STORE_SCHEMA),
+        EventsourcingLog(sharing, to_outbox_message),
+        runtime.pool,
+        settings,
+        RelayMetrics(runtime.registry),
+    )
+    wiring = Wiring(
+        settings=settings,
+        sharing=sharing,
+        committer=GroupCommitter(sharing),
+        chats=chats,
+        policy=await follow_policy(runtime, SHARE_SERVICE_POLICY_GROUP, EVENT_STORE_SCHEMA),
+        relay=relay,
+    )
+
+    async def links_die_with_chat(chat_id: str) -> None:
+        await wiring.committer.run(lambda: sharing.decide_delete_chat(chat_id))
+        wiring.after_command()
+
+    follow_chats(runtime, ChatMirror(chats, links_die_with_chat, runtime.registry))
+    runtime.run_in_background("outbox-relay", relay.run)
+    return wiring
 
 
 def create_app(settings: ShareServiceSettings | None = None) -> FastAPI:
@@ -29,13 +80,17 @@ def create_app(settings: ShareServiceSettings | None = None) -> FastAPI:
             settings, SERVICE_NAME, app.state.registry, app.state.readiness, broker
         ) as runtime:
             app.state.runtime = runtime
-            app.state.policy = await follow_policy(
-                runtime, SHARE_SERVICE_POLICY_GROUP, EVENT_STORE_SCHEMA
-            )
+            sharing = await to_thread.run_sync(open_sharing_application, settings)
+            wiring = app.state.wiring = await wire(runtime, settings, sharing)
             try:
                 await broker.start()
                 yield
             finally:
-                await app.state.policy.close()
+                await wiring.committer.drain()
+                await wiring.policy.close()
+                await to_thread.run_sync(sharing.close)
 
-    return new_service_app("chatshare share_service", settings, lifespan)
+    app = new_service_app("chatshare share_service", settings, lifespan)
+    install_share_error_handlers(app)
+    app.include_router(command_routes)
+    return app
