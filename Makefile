@@ -31,6 +31,18 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	@$(UV) sync --frozen --quiet
 	@touch $@
 
+CHROMIUM := /usr/bin/chromium
+
+# The shared-chat page is tested in a real headless Chromium: Debian's package, never a browser
+# that a test tool downloads.
+$(CHROMIUM):
+	@echo "• installing Debian's chromium for the page tests (first run only)…"
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; \
+	else \
+		echo "  not root: run 'sudo apt-get install chromium', or the browser tests are skipped"; \
+	fi
+
 install: $(STAMP)
 	@$(VENV)/bin/chatshare-stack fetch-kafka
 
@@ -43,7 +55,7 @@ down:
 status: install
 	@$(VENV)/bin/chatshare-stack status
 
-test: install
+test: install $(CHROMIUM)
 	@$(VENV)/bin/pytest tests
 
 test-unit: install
