@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from tests.benchmarks import relay_throughput
+from tests.benchmarks import command_throughput, relay_throughput
 from tests.benchmarks.infrastructure import ROOT, bench_infrastructure
 from tests.benchmarks.report import Report
 
-BENCHMARKS = (relay_throughput,)
+BENCHMARKS = (command_throughput, relay_throughput)
 
 
 def main() -> None:

@@ -37,32 +37,56 @@ class Outcome(Generic[T]):
         return cast(T, self.result)
 
 
+@dataclass(frozen=True)
+class Decided:
+    """One command decided on its own: its decision, or that it read stale state, or its error."""
+
+    decision: Decision[Any] | None = None
+    stale: bool = False
+    error: Exception | None = None
+
+
+def decide_one(decide: Decide) -> Decided:
+    """Blocking (loads aggregates): run it in a worker thread; many may run at once."""
+    try:
+        return Decided(decision=decide())
+    except StaleRead:
+        return Decided(stale=True)
+    except Exception as error:  # this command's own answer, e.g. NotChatOwner
+        return Decided(error=error)
+
+
 def commit_together(app: SharingApplication, commands: Sequence[Decide]) -> list[Outcome[Any]]:
     """Decide every command against the store as it is, save all their aggregates in one
-    `save`, and answer each in order. Blocking: call it from a worker thread.
+    `save`, and answer each in order. Blocking: call it from a worker thread."""
+    return save_decided(app, commands, [decide_one(decide) for decide in commands])
 
-    A command touching an aggregate an earlier one of the batch already changed would decide
-    from a state about to be superseded: it runs on its own after the batch is saved.
+
+def save_decided(
+    app: SharingApplication, commands: Sequence[Decide], decided: Sequence[Decided]
+) -> list[Outcome[Any]]:
+    """Save the decided commands' aggregates in one `save` and answer each in order.
+
+    A command touching an aggregate an earlier one of the batch already changed decided from a
+    state about to be superseded: it runs on its own after the batch is saved.
     """
     outcomes: dict[int, Outcome[Any]] = {}
     batched: list[tuple[int, Decision[Any]]] = []
     alone: list[int] = []
     claimed: set[UUID] = set()
-    for index, decide in enumerate(commands):
-        try:
-            decision = decide()
-        except StaleRead:
+    for index, result in enumerate(decided):
+        if result.error is not None:
+            outcomes[index] = Outcome(error=result.error)
+            continue
+        if result.decision is None:
             alone.append(index)
             continue
-        except Exception as error:  # this command's own answer, e.g. NotChatOwner
-            outcomes[index] = Outcome(error=error)
-            continue
-        touched = {aggregate.id for aggregate in decision.aggregates}
+        touched = {aggregate.id for aggregate in result.decision.aggregates}
         if touched & claimed:
             alone.append(index)
             continue
         claimed |= touched
-        batched.append((index, decision))
+        batched.append((index, result.decision))
     if _save_batch(app, [decision for _, decision in batched]):
         outcomes.update((index, Outcome(decision.result)) for index, decision in batched)
     else:
@@ -148,10 +172,14 @@ class GroupCommitter:
             self._start_batch()
 
     async def _commit(self, batch: list[tuple[Decide, asyncio.Future[Any]]]) -> None:
+        commands = [decide for decide, _ in batch]
         try:
-            outcomes = await asyncio.to_thread(
-                commit_together, self.app, [decide for decide, _ in batch]
+            # Deciding waits on PostgreSQL (loading aggregates): do it for the whole batch at
+            # once, in worker threads, then save the batch in one transaction.
+            decided = await asyncio.gather(
+                *(asyncio.to_thread(decide_one, decide) for decide in commands)
             )
+            outcomes = await asyncio.to_thread(save_decided, self.app, commands, decided)
         except asyncio.CancelledError:
             for _, future in batch:
                 future.cancel()

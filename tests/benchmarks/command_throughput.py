@@ -1,0 +1,161 @@
+"""Share commands per second over HTTP at 16 connections, with p50/p99, against a bare ASGI app
+doing one durable INSERT of the same snapshot size into the same PostgreSQL (issue 4: target
+≥ 0.25×, p99 ≤ 100 ms). Audited: every 2xx must be a durable new link version."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from devstack.ports import free_port
+from devstack.process import ManagedProcess
+from devstack.services import ServiceSpec, start_service, wait_ready
+from devstack.topics import ensure_topics
+from tests.benchmarks.infrastructure import MAX_SNAPSHOT_BYTES, BenchInfrastructure
+from tests.benchmarks.load import LoadResult, run_wrk
+from tests.benchmarks.report import Figure, Report
+from tests.chat_feed import ChatFeed, send
+from tests.identities import make_token
+
+CHATS = 200
+MESSAGES_PER_CHAT = 10
+MESSAGE_BYTES = 450  # about 5 KB of snapshot per chat
+CONNECTIONS = 16
+SECONDS = 15
+OWNER = "bench-user"
+
+
+def start(spec: ServiceSpec, env: dict[str, str], home: Path) -> ManagedProcess:
+    process = start_service(spec, env, home / "run", home / "logs")
+    wait_ready(spec, process, timeout=120)
+    return process
+
+
+def feed_chats(infra: BenchInfrastructure, prefix: str, database_url: str) -> list[str]:
+    feeds = [ChatFeed(OWNER) for _ in range(CHATS)]
+    events = []
+    for feed in feeds:
+        events.append(feed.created("Benchmark chat"))
+        events += [feed.message(f"{i} " + "y" * MESSAGE_BYTES) for i in range(MESSAGES_PER_CHAT)]
+    asyncio.run(send(infra.bootstrap, events, prefix))
+    with psycopg.connect(database_url) as connection:
+        while (
+            connection.execute(
+                "SELECT count(*) FROM share_service.mirrored_chats WHERE chat_version = %s",
+                (MESSAGES_PER_CHAT + 1,),
+            ).fetchone()[0]
+            < CHATS
+        ):  # type: ignore[index]
+            time.sleep(0.2)
+    return [f"/api/v1/chats/{feed.chat_id}/share" for feed in feeds]
+
+
+def link_versions(database_url: str) -> int:
+    """Durable link versions in share_service's event store: creates plus re-snapshots."""
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM share_service.share_events WHERE topic LIKE %s OR topic LIKE %s",
+            ("%ShareLink.ShareCreated", "%ShareLink.SnapshotUpdated"),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+class RelayLagSampler(threading.Thread):
+    """Notifications stored but not yet published, sampled while the load runs."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(daemon=True)
+        self.database_url = database_url
+        self.samples: list[int] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as connection:
+            while not self.stop.wait(0.5):
+                row = connection.execute(
+                    "SELECT (SELECT coalesce(max(notification_id), 0) FROM share_service.share_events)"
+                    " - coalesce((SELECT notification_id FROM share_service.outbox_relay_positions"
+                    " WHERE relay = 'share_service'), 0)"
+                ).fetchone()
+                self.samples.append(int(row[0]) if row else 0)
+
+
+def run(infra: BenchInfrastructure, report: Report) -> None:
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    asyncio.run(ensure_topics(infra.bootstrap, MAX_SNAPSHOT_BYTES, prefix))
+    database_url = infra.new_database("bench_commands")
+    home = Path(tempfile.mkdtemp(prefix="chatshare-bench-services-"))
+    env = {
+        **os.environ,
+        "CHATSHARE_TOPIC_PREFIX": prefix,
+        "CHATSHARE_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
+        "CHATSHARE_DATABASE_URL": database_url,
+        "BENCH_DATABASE_URL": database_url,
+    }
+    share = ServiceSpec("share_service", "share_service.bootstrap:create_app", free_port(), "X")
+    process = start(share, env, home)
+    token = make_token(OWNER)
+    try:
+        paths = feed_chats(infra, prefix, database_url)
+        before = link_versions(database_url)
+        sampler = RelayLagSampler(database_url)
+        sampler.start()
+        measured = run_wrk(
+            share.url, paths, token, method="POST", connections=CONNECTIONS, seconds=SECONDS
+        )
+        sampler.stop.set()
+        gained = link_versions(database_url) - before
+    finally:
+        process.stop()
+    raw = ServiceSpec("raw_insert", "tests.benchmarks.raw_insert_app:create_app", free_port(), "X")
+    raw_process = start_raw(raw, env, home)
+    try:
+        baseline = run_wrk(
+            raw.url, paths, token, method="POST", connections=CONNECTIONS, seconds=SECONDS
+        )
+    finally:
+        raw_process.stop()
+    audit(measured, gained)
+    report.add(Figure(
+        "share commands over HTTP (16 connections)", "commands/s", measured.per_second,
+        "bare uvicorn app, one durable INSERT of 5 KB", baseline.per_second, target_ratio=0.25,
+        notes=f"p50 {measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms (target ≤ 100 ms; baseline "
+        f"p99 {baseline.p99_ms:.1f} ms); audited: {measured.ok} 2xx, {gained} durable versions; "
+        f"relay lag during the run: max {max(sampler.samples, default=0)} events",
+    ))  # fmt: skip
+
+
+def start_raw(spec: ServiceSpec, env: dict[str, str], home: Path) -> ManagedProcess:
+    process = ManagedProcess(spec.name, home / "run" / "raw.pid", home / "logs" / "raw.log")
+    command = [sys.executable, "-m", "uvicorn", spec.factory, "--factory", "--port", str(spec.port),
+               "--loop", "uvloop", "--http", "httptools", "--no-access-log"]  # fmt: skip
+    process.spawn(command, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            import urllib.request
+
+            urllib.request.urlopen(
+                urllib.request.Request(spec.url, method="POST", data=b""), timeout=2
+            )
+            return process
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the raw baseline app did not start")
+
+
+def audit(measured: LoadResult, gained: int) -> None:
+    # wrk stops counting at its deadline while up to CONNECTIONS requests are still in flight:
+    # those may commit without being counted, never the other way round.
+    if not measured.ok <= gained <= measured.ok + CONNECTIONS:
+        raise SystemExit(
+            f"audit failed: {measured.ok} 2xx answers but {gained} durable link versions"
+        )
