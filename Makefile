@@ -43,6 +43,10 @@ $(CHROMIUM):
 		echo "  not root: run 'sudo apt-get install chromium', or the browser tests are skipped"; \
 	fi
 
+/usr/bin/wrk:
+	@echo "• installing Debian's wrk for the HTTP benchmarks (first run only)…"
+	@apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk > /dev/null
+
 install: $(STAMP)
 	@$(VENV)/bin/chatshare-stack fetch-kafka
 
@@ -61,7 +65,7 @@ test: install $(CHROMIUM)
 test-unit: install
 	@$(VENV)/bin/pytest tests/unit
 
-bench: install
+bench: install /usr/bin/wrk
 	@$(VENV)/bin/python -m tests.benchmarks.run
 
 lint: install
