@@ -30,8 +30,16 @@ router = APIRouter(prefix="/api/v1/chats", tags=["community site"])
 async def upload_chat(request: Request, site: SiteState, settings: Settings) -> JSONResponse:
     """Accept a chat once per Idempotency-Key, unless told to fail it."""
     delay_seconds = await site.count_attempt()
-    if delay_seconds > 0:
-        await asyncio.sleep(delay_seconds)
+    try:
+        return await take_upload(request, site, settings)
+    finally:
+        # The answer is held back, not the upload: a client that gives up (times out, or dies)
+        # while waiting has been recorded all the same, as on a real site.
+        if delay_seconds > 0:
+            await asyncio.sleep(delay_seconds)
+
+
+async def take_upload(request: Request, site: SiteState, settings: Settings) -> JSONResponse:
     require_bearer_token(request, settings.community_token)
     key = request.headers.get("idempotency-key", "").strip()
     if not key:

@@ -38,9 +38,10 @@ class ServiceRuntime:
     consumer_metrics: ConsumerMetrics
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def add_consumer(self, group: ConsumerGroup[Any]) -> None:
-        """Subscribe a consumer group (before `broker.start()`) and make readiness wait for it."""
-        group.subscribe(self.settings)
+    def add_consumer(self, group: ConsumerGroup[Any], max_records: int = 500) -> None:
+        """Subscribe a consumer group (before `broker.start()`) and make readiness wait for it.
+        Slow handlers take smaller batches: a batch must finish within max.poll.interval."""
+        group.subscribe(self.settings, max_records=max_records)
         self.readiness.add(f"consumer:{group.group}", group.readiness)
 
     def run_in_background(self, name: str, work: Callable[[], Awaitable[None]]) -> None:

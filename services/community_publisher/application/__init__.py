@@ -1,1 +1,1 @@
-"""community_publisher application."""
+"""community_publisher's use cases: record each request's outcome, and publish a request."""

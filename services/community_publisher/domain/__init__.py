@@ -1,1 +1,2 @@
-"""What may be uploaded, and how much of the chat, at each access level: pure, no I/O."""
+"""What a community upload is, pure and synchronous: the body cut to the access level, the
+attempts' results and backoff, and each request's recorded outcome. No I/O."""

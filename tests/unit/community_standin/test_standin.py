@@ -190,6 +190,18 @@ async def test_the_delay_is_applied_and_reported(site: httpx.AsyncClient) -> Non
     assert (await site.get("/_control")).json()["delay_ms"] == 5
 
 
+async def test_the_delay_holds_back_the_answer_not_the_upload(site: httpx.AsyncClient) -> None:
+    """A publisher that gives up (or dies) while waiting has been uploaded all the same."""
+    await site.post("/_control", json={"delay_ms": 400})
+    pending = asyncio.create_task(
+        site.post(UPLOAD, json=upload_body(), headers={"Idempotency-Key": "req-1"})
+    )
+    await asyncio.sleep(0.2)
+    assert not pending.done()
+    assert (await site.get("/_control")).json()["accepted"] == 1
+    assert (await pending).status_code == 201
+
+
 async def test_each_control_post_sets_all_three_settings(site: httpx.AsyncClient) -> None:
     await site.post("/_control", json={"fail_next": 4, "fail_status": 500, "delay_ms": 7})
 
