@@ -1,5 +1,5 @@
 """Wires share_service: its settings, the shared runtime (PostgreSQL, Kafka), its event store,
-the chat mirror, the policy view, the outbox relay and its routes.
+the chat mirror, the policy view, the outbox relay, the share projection and its routes.
 
 The only place adapters are built; `create_app` is the uvicorn factory and tests call it too.
 """
@@ -18,13 +18,19 @@ from servicekit.outbox import EventsourcingLog, OutboxRelay, RelayConfig, RelayM
 from servicekit.policy import follow_policy
 from servicekit.runtime import ServiceRuntime, new_broker, new_service_app, open_runtime
 from share_service.adapters.chat_mirror_store import ChatMirrorStore
+from share_service.adapters.community_request_store import CommunityRequestStore
+from share_service.adapters.projection_progress import ProjectionProgress
 from share_service.adapters.share_events import to_outbox_message
+from share_service.adapters.view_store import ShareViewStore
 from share_service.application.group_commit import GroupCommitter
 from share_service.application.sharing import SharingApplication
 from share_service.config import ShareServiceSettings
 from share_service.entrypoints.chat_mirror import ChatMirror, follow_chats
 from share_service.entrypoints.http_commands import router as command_routes
 from share_service.entrypoints.http_errors import install_share_error_handlers
+from share_service.entrypoints.http_queries import router as query_routes
+from share_service.entrypoints.share_projection import follow_share_events
+from share_service.entrypoints.shared_page import router as shared_page_routes
 from share_service.entrypoints.wiring import Wiring
 
 SERVICE_NAME = "share_service"
@@ -52,20 +58,30 @@ async def wire(
         settings,
         RelayMetrics(runtime.registry),
     )
+    policy = await follow_policy(runtime, SHARE_SERVICE_POLICY_GROUP, EVENT_STORE_SCHEMA)
+    views = ShareViewStore(runtime.pool, EVENT_STORE_SCHEMA, policy_table=policy.table)
+    progress = ProjectionProgress(runtime.pool, EVENT_STORE_SCHEMA)
+    requests = CommunityRequestStore(runtime.pool, EVENT_STORE_SCHEMA)
+    await views.create_table()
+    await progress.create_table()
+    await requests.create_table()
     wiring = Wiring(
         settings=settings,
         sharing=sharing,
         committer=GroupCommitter(sharing),
         chats=chats,
-        policy=await follow_policy(runtime, SHARE_SERVICE_POLICY_GROUP, EVENT_STORE_SCHEMA),
+        policy=policy,
         relay=relay,
+        views=views,
+        community_requests=requests,
     )
 
     async def links_die_with_chat(chat_id: str) -> None:
-        await wiring.committer.run(lambda: sharing.decide_delete_chat(chat_id))
-        wiring.after_command()
+        deleted = await wiring.committer.run(lambda: sharing.decide_delete_chat(chat_id))
+        await wiring.after_links_died(deleted)
 
     follow_chats(runtime, ChatMirror(chats, links_die_with_chat, runtime.registry))
+    follow_share_events(runtime, views, progress, requests)
     runtime.run_in_background("outbox-relay", relay.run)
     return wiring
 
@@ -93,4 +109,6 @@ def create_app(settings: ShareServiceSettings | None = None) -> FastAPI:
     app = new_service_app("chatshare share_service", settings, lifespan)
     install_share_error_handlers(app)
     app.include_router(command_routes)
+    app.include_router(query_routes)
+    app.include_router(shared_page_routes)
     return app

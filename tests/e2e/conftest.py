@@ -16,7 +16,7 @@ from devstack.kafka import KafkaNode
 from devstack.ports import free_port
 from devstack.process import ManagedProcess
 from devstack.services import ServiceSpec, default_services, start_service, wait_ready
-from tests.conftest import TEST_MAX_SNAPSHOT_BYTES
+from tests.conftest import ROOT, TEST_MAX_SNAPSHOT_BYTES
 
 
 @dataclass
@@ -61,4 +61,6 @@ def running_stack(
     finally:
         for process in processes.values():
             process.stop(grace=10)
+        # Keep the services' logs where a failed run can be read (git-ignored).
+        shutil.copytree(home / "logs", ROOT / "test-artifacts" / "e2e-logs", dirs_exist_ok=True)
         shutil.rmtree(home, ignore_errors=True)

@@ -25,6 +25,14 @@ class LinkGone(LinkNotFound):
     """The link was deleted: it can be neither updated nor deleted again. HTTP 404 too."""
 
 
+class CommunityRequestNotFound(ShareServiceError):
+    """No community-share request with this id. HTTP 404."""
+
+
+class NotRequester(ShareServiceError):
+    """Only the requester (or an admin) sees a community-share request. HTTP 403."""
+
+
 class NotChatOwner(ShareServiceError):
     """Only the chat's owner shares it. HTTP 403."""
 

@@ -164,5 +164,5 @@ async def request_community_share(
             chat, user.user_id, body.access, policy.policy_version
         )
     )
-    app.after_command()
+    await app.after_community_request(request_id, user.user_id)
     return CommunityShareAccepted(request_id=request_id)

@@ -8,9 +8,11 @@ from fastapi.responses import JSONResponse
 
 from share_service.domain.errors import (
     ChatNotFound,
+    CommunityRequestNotFound,
     LinkNotFound,
     NotChatOwner,
     NotLinkOwner,
+    NotRequester,
     ShareServiceError,
     SnapshotTooLarge,
     TooManyConcurrentChanges,
@@ -35,6 +37,8 @@ ANSWERS: dict[type[ShareServiceError], tuple[int, str]] = {
     ChatNotFound: (404, "No such chat."),
     NotChatOwner: (403, "Only the chat's owner can do this."),
     NotLinkOwner: (403, "Only the link's owner or an administrator can do this."),
+    CommunityRequestNotFound: (404, "No such community-share request."),
+    NotRequester: (403, "Only the requester or an administrator can see this request."),
     CommunitySharingDisabled: (403, "community sharing is disabled"),
     TooManyConcurrentChanges: (503, "The chat is changing too fast; try again."),
 }

@@ -1,0 +1,159 @@
+"""The `share-projection` consumer group: `share.events` and `community.events` into the view
+store (DESIGN.md "Read side").
+
+A batch is applied in one transaction together with the group's progress rows; the shared
+consumer group commits the Kafka offsets only after it. Every write is version-checked or
+idempotent, so a batch redelivered after a crash between the two commits changes nothing. What
+cannot be decoded is dead-lettered to `dlq.share-projection` by the group, which keeps going.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+from aiokafka import ConsumerRecord
+
+import contracts
+from contracts.share_events import LinkEventBase
+from contracts.topics import (
+    COMMUNITY_EVENTS,
+    SHARE_EVENTS,
+    SHARE_PROJECTION_GROUP,
+    dead_letter_topic,
+)
+from servicekit.config import ServiceSettings
+from servicekit.consumer import ConsumerGroup, Delivery, Unprocessable
+from servicekit.runtime import ServiceRuntime
+from share_service.adapters.community_request_store import CommunityRequestStore
+from share_service.adapters.projection_progress import Partition, ProjectionProgress
+from share_service.adapters.view_store import LinkRow, ShareViewStore
+from share_service.application.shared_chat import shared_chat_body
+from share_service.entrypoints.projection_lag import ProjectionLag, watch_lag
+
+ProjectedEvent = contracts.ShareEvent | contracts.CommunityEvent
+
+
+class ProjectionDecoder:
+    """Decodes each record with the contract of the topic it came from (names carry the
+    deployment's topic prefix), and checks that its key is its link's or request's id."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.contracts = {settings.topic(name): name for name in (SHARE_EVENTS, COMMUNITY_EVENTS)}
+
+    def __call__(self, record: ConsumerRecord[bytes, bytes]) -> ProjectedEvent:
+        topic = self.contracts.get(record.topic)
+        if topic is None or record.value is None:
+            raise Unprocessable(f"no event in a record of {record.topic}")
+        try:
+            event: ProjectedEvent = contracts.decode_event(topic, record.value)  # type: ignore[assignment]
+        except contracts.ContractViolation as error:
+            raise Unprocessable(str(error)) from error
+        name, key = (
+            ("share_id", event.share_id)
+            if isinstance(event, LinkEventBase)
+            else ("request_id", event.request_id)
+        )
+        if record.key is not None and record.key.decode(errors="replace") != key:
+            raise Unprocessable(f"the record's key is not its {name}")
+        return event
+
+
+class ShareProjection:
+    def __init__(
+        self,
+        views: ShareViewStore,
+        progress: ProjectionProgress,
+        requests: CommunityRequestStore,
+        group: str,
+        lag: ProjectionLag,
+    ) -> None:
+        self.views = views
+        self.progress = progress
+        self.requests = requests
+        self.group = group
+        self.lag = lag
+
+    async def apply(self, deliveries: Sequence[Delivery[ProjectedEvent]]) -> None:
+        """The consumer group's handler: the whole batch and its progress in one transaction."""
+        share_ids = {d.event.share_id for d in deliveries if isinstance(d.event, LinkEventBase)}
+        async with self.views.pool.acquire() as connection, connection.transaction():
+            created = await self.views.lock_created_at(connection, share_ids)
+            for delivery in deliveries:
+                await self._apply(connection, delivery.event, created)
+            await self.progress.advance(connection, self.group, next_offsets(deliveries))
+        self.lag.applied(deliveries)
+
+    async def _apply(
+        self, connection: asyncpg.Connection, event: ProjectedEvent, created: dict[str, datetime]
+    ) -> None:
+        match event:
+            case contracts.ShareCreated() | contracts.SnapshotUpdated():
+                # Only ShareCreated carries the link's birth; later snapshots keep it.
+                created_at = created.setdefault(event.share_id, event.occurred_at)
+                body = shared_chat_body(event, created_at)
+                await self.views.put_snapshot(
+                    connection, _link(event, created_at), event.owner_id, body
+                )
+            case contracts.LinkDeleted():
+                # The times count only if no row exists (its ShareCreated was never applied).
+                link = _link(event, created.get(event.share_id, event.occurred_at))
+                await self.views.put_tombstone(link, event.owner_id, connection)
+            case contracts.CommunityShareRequested():
+                await self.requests.requested(event.request_id, event.owner_id, connection)
+            case contracts.CommunitySharePublished():
+                await self.requests.concluded(
+                    connection, event.request_id, "published", community_url=event.community_url
+                )
+            case contracts.CommunityShareRejected():
+                await self.requests.concluded(
+                    connection, event.request_id, "rejected", reason=event.reason
+                )
+            case contracts.CommunityShareFailed():
+                await self.requests.concluded(
+                    connection, event.request_id, "failed", reason=event.reason
+                )
+
+
+def _link(event: LinkEventBase, created_at: datetime) -> LinkRow:
+    return LinkRow(event.share_id, event.chat_id, event.version, created_at, event.occurred_at)
+
+
+def next_offsets(deliveries: Sequence[Delivery[ProjectedEvent]]) -> dict[Partition, int]:
+    offsets: dict[Partition, int] = {}
+    for delivery in deliveries:
+        at = (delivery.record.topic, delivery.record.partition)
+        offsets[at] = max(offsets.get(at, 0), delivery.record.offset + 1)
+    return offsets
+
+
+def follow_share_events(
+    runtime: ServiceRuntime,
+    views: ShareViewStore,
+    progress: ProjectionProgress,
+    requests: CommunityRequestStore,
+    group: str = SHARE_PROJECTION_GROUP,
+) -> ShareProjection:
+    """Subscribe the projection (call before `broker.start()`) and watch its lag. `group` is
+    another name only to re-feed a fresh store from the start; dead letters stay on
+    `dlq.share-projection`."""
+    settings = runtime.settings
+    topics = [settings.topic(SHARE_EVENTS), settings.topic(COMMUNITY_EVENTS)]
+    lag = ProjectionLag(runtime.registry)
+    projection = ShareProjection(views, progress, requests, settings.group(group), lag)
+    runtime.add_consumer(
+        ConsumerGroup(
+            group=projection.group,
+            dead_letters=settings.topic(dead_letter_topic(SHARE_PROJECTION_GROUP)),
+            topics=topics,
+            decode=ProjectionDecoder(settings),
+            handle=projection.apply,
+            broker=runtime.broker,
+            metrics=runtime.consumer_metrics,
+        )
+    )
+    runtime.run_in_background(
+        f"{group}-lag", lambda: watch_lag(settings, progress, projection.group, topics, lag)
+    )
+    return projection

@@ -1,0 +1,331 @@
+"""The share projection on the real broker and database: `share.events` and `community.events`
+into the view store. Repeats and older redeliveries change nothing, a deleted link stays a
+tombstone, a replay into a fresh store makes the same rows, and poison is dead-lettered while the
+projection keeps going."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from prometheus_client import CollectorRegistry
+
+import contracts
+from contracts.topics import (
+    COMMUNITY_EVENTS,
+    SHARE_EVENTS,
+    SHARE_PROJECTION_GROUP,
+    dead_letter_topic,
+)
+from servicekit.http import Readiness
+from servicekit.runtime import new_broker, open_runtime
+from share_service.adapters.community_request_store import CommunityRequestStore
+from share_service.adapters.projection_progress import ProjectionProgress
+from share_service.adapters.view_store import LinkRow, ShareViewStore
+from share_service.config import ShareServiceSettings
+from share_service.entrypoints.share_projection import follow_share_events
+from tests.integration.share_service.share_harness import (
+    LinkStory,
+    Offsets,
+    community_request,
+    outcome,
+    publish,
+    until_applied,
+)
+
+pytestmark = pytest.mark.integration
+
+ROW = "share_id, chat_id, owner_id, version, deleted, body, created_at, updated_at"
+
+
+@pytest.fixture
+def settings(database_url: str, kafka_bootstrap: str, topic_prefix: str) -> ShareServiceSettings:
+    return ShareServiceSettings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=topic_prefix, kafka_session_timeout_ms=6000,
+    )  # fmt: skip
+
+
+@dataclass
+class Projection:
+    views: ShareViewStore
+    requests: CommunityRequestStore
+    progress: ProjectionProgress
+    group: str
+    registry: CollectorRegistry
+
+    async def applied(self, offsets: Offsets) -> None:
+        await until_applied(self.progress, self.group, offsets)
+
+    async def rows(self) -> list[asyncpg.Record]:
+        return list(await self.views.pool.fetch(f"SELECT {ROW} FROM {self.views.table} ORDER BY 1"))
+
+    async def body(self, story: LinkStory) -> dict[str, Any]:
+        view = await self.views.read(story.share_id)
+        assert view is not None
+        assert view.body is not None
+        return dict(json.loads(view.body))
+
+
+@asynccontextmanager
+async def running_projection(
+    settings: ShareServiceSettings,
+    schema: str = "share_service",
+    group: str = SHARE_PROJECTION_GROUP,
+) -> AsyncIterator[Projection]:
+    broker = new_broker(settings, "projection-test")
+    registry = CollectorRegistry()
+    async with open_runtime(settings, "share", registry, Readiness(), broker) as runtime:
+        views = ShareViewStore(runtime.pool, schema)
+        progress = ProjectionProgress(runtime.pool, schema)
+        requests = CommunityRequestStore(runtime.pool, schema)
+        for store in (views, progress, requests):
+            await store.create_table()
+        projection = follow_share_events(runtime, views, progress, requests, group)
+        await broker.start()
+        yield Projection(views, requests, progress, projection.group, registry)
+
+
+async def test_a_link_s_view_is_its_latest_snapshot_ready_made(
+    settings: ShareServiceSettings,
+) -> None:
+    story = LinkStory("alice")
+    created, updated = story.created("Where to?"), story.updated("Where to?", "Lisbon.")
+    offsets = await publish(settings, [created, updated])
+    async with running_projection(settings) as projection:
+        await projection.applied(offsets)
+        body = await projection.body(story)
+    assert list(body) == [
+        "share_id", "chat_id", "owner_id", "title", "messages", "history",
+        "created_at", "updated_at", "version",
+    ]  # fmt: skip
+    assert (body["share_id"], body["owner_id"], body["version"]) == (story.share_id, "alice", 2)
+    assert [m["content"] for m in body["messages"]] == ["Where to?", "Lisbon."]
+    assert body["history"]["current_id"] == "m1"
+    assert body["created_at"] == created.occurred_at.isoformat().replace("+00:00", "Z")
+    assert body["updated_at"] == updated.occurred_at.isoformat().replace("+00:00", "Z")
+
+
+async def test_the_lag_gauges_say_how_far_behind_the_projection_is(
+    settings: ShareServiceSettings,
+) -> None:
+    story = LinkStory("alice")
+    offsets = await publish(settings, [story.created("a"), story.updated("a", "b")])
+    ((topic, partition),) = offsets
+    async with running_projection(settings) as projection:
+        await projection.applied(offsets)
+        labels = {"topic": topic, "partition": str(partition)}
+        async with asyncio.timeout(20):  # measured every few seconds
+            while projection.registry.get_sample_value("share_projection_lag_events", labels) != 0:
+                await asyncio.sleep(0.1)
+        seconds = projection.registry.get_sample_value(
+            "share_projection_lag_seconds", {"topic": topic}
+        )
+        others = projection.registry.get_sample_value(
+            "share_projection_lag_events",
+            {"topic": settings.topic(COMMUNITY_EVENTS), "partition": "0"},
+        )
+    assert seconds is not None
+    assert 0 <= seconds < 60
+    assert others == 0  # every partition of both topics is watched
+
+
+async def test_duplicates_leave_one_row_at_the_right_version(
+    settings: ShareServiceSettings,
+) -> None:
+    story = LinkStory("alice")
+    events = [story.created("one"), story.updated("one", "two")]
+    offsets = await publish(settings, [*events, *events])
+    async with running_projection(settings) as projection:
+        await projection.applied(offsets)
+        rows = await projection.rows()
+        body = await projection.body(story)
+    assert [(row["share_id"], row["version"], row["deleted"]) for row in rows] == [
+        (story.share_id, 2, False)
+    ]
+    assert [m["content"] for m in body["messages"]] == ["one", "two"]
+
+
+async def test_an_older_redelivery_changes_nothing_and_a_tombstone_stays_dead(
+    settings: ShareServiceSettings,
+) -> None:
+    story = LinkStory("alice")
+    created, second, third = (
+        story.created("a"),
+        story.updated("a", "b"),
+        story.updated("a", "b", "c"),
+    )
+    async with running_projection(settings) as projection:
+        await projection.applied(await publish(settings, [created, second, third]))
+        before = await projection.rows()
+        # As after a crash between the row's commit and the offset's: older events come again.
+        await projection.applied(await publish(settings, [second, created]))
+        assert await projection.rows() == before
+        deleted = story.deleted()
+        await projection.applied(await publish(settings, [deleted, third, second, created]))
+        (row,) = await projection.rows()
+        view = await projection.views.read(story.share_id)
+    assert (row["version"], row["deleted"], row["body"]) == (4, True, None)
+    assert view is not None
+    assert view.body is None
+
+
+async def test_a_group_that_lost_its_offsets_reapplies_everything_harmlessly(
+    settings: ShareServiceSettings,
+) -> None:
+    kept, dead = LinkStory("alice"), LinkStory("bob")
+    events = [kept.created("x"), kept.updated("x", "y"), dead.created("z"), dead.deleted()]
+    offsets = await publish(settings, events)
+    async with running_projection(settings) as projection:
+        await projection.applied(offsets)
+        before = await projection.rows()
+    # The rows committed but no offset did: the group starts again from the earliest record.
+    async with running_projection(settings, group="share-projection-again") as again:
+        await again.applied(offsets)
+        assert await again.rows() == before
+        positions = await again.progress.positions(again.group)
+    assert positions == offsets
+
+
+async def test_a_deleted_link_is_a_tombstone_and_leaves_its_owner_s_list(
+    settings: ShareServiceSettings,
+) -> None:
+    gone, live = LinkStory("carol"), LinkStory("carol")
+    offsets = await publish(settings, [gone.created("hi"), live.created("hey"), gone.deleted()])
+    async with running_projection(settings) as projection:
+        await projection.applied(offsets)
+        view = await projection.views.read(gone.share_id)
+        listed = await projection.views.links_of_owner("carol", 10)
+    assert view is not None
+    assert (view.version, view.body) == (2, None)
+    assert [link.share_id for link in listed] == [live.share_id]
+
+
+async def test_a_replay_into_a_fresh_store_makes_identical_rows(
+    settings: ShareServiceSettings,
+) -> None:
+    stories = [LinkStory("alice"), LinkStory("alice"), LinkStory("bob"), LinkStory("bob")]
+    events: list[Any] = []
+    for n, story in enumerate(stories):
+        events += [story.created(f"hello {n}"), story.updated(f"hello {n}", "again")]
+    events += [stories[1].deleted(), stories[3].deleted(), community_request("alice")]
+    deleted_by_command = stories[3]
+    async with running_projection(settings) as live:
+        first = await publish(settings, events[:8])
+        await live.applied(first)
+        # The delete command tombstones the row itself before the projection sees LinkDeleted.
+        row = await live.views.pool.fetchrow(
+            f"SELECT created_at, updated_at FROM {live.views.table} WHERE share_id = $1",
+            deleted_by_command.share_id,
+        )
+        link = LinkRow(deleted_by_command.share_id, deleted_by_command.chat_id, 3, *row)
+        await live.views.put_tombstone(link, "bob")
+        offsets = first | await publish(settings, events[8:])  # later offsets are larger
+        await live.applied(offsets)
+        live_rows = await live.rows()
+    async with running_projection(settings, "replayed", "share-projection-replay") as replay:
+        await replay.applied(offsets)
+        replayed_rows = await replay.rows()
+    assert len(live_rows) == 4
+    assert [dict(row) for row in replayed_rows] == [dict(row) for row in live_rows]
+
+
+async def test_poison_is_dead_lettered_with_a_reason_and_the_projection_keeps_going(
+    settings: ShareServiceSettings,
+) -> None:
+    story = LinkStory("dave")
+    created = story.created("before")
+    request = community_request("dave")
+    wrong_key = LinkStory("dave").created("mine")
+    poison = [
+        (SHARE_EVENTS, story.share_id.encode(), b"{not json"),
+        (SHARE_EVENTS, story.share_id.encode(), b'{"type": "ShareCreated"}'),
+        (SHARE_EVENTS, b"someone-else", contracts.encode_event(wrong_key)),
+        (COMMUNITY_EVENTS, request.request_id.encode(), contracts.encode_event(created)),
+        (COMMUNITY_EVENTS, request.request_id.encode(), b'{"type": "CommunityShareFailed"}'),
+    ]
+    await publish(settings, [created, request], raw=poison)
+    published = outcome(contracts.CommunitySharePublished, request.request_id,
+                        community_id="c-1", community_url="https://community.example/c/1")  # fmt: skip
+    after = [story.updated("before", "after"), published]
+    async with running_projection(settings) as projection:
+        await projection.applied(await publish(settings, after))
+        body = await projection.body(story)
+        status = await projection.requests.get(request.request_id)
+    assert [m["content"] for m in body["messages"]] == ["before", "after"]
+    assert status is not None
+    assert status.status == "published"
+    letters = await dead_letters(settings, expected=len(poison))
+    assert sorted(letter.value for letter in letters) == sorted(value for _, _, value in poison)
+    for letter in letters:
+        headers = {key: value.decode() for key, value in letter.headers}
+        assert headers["x-dlq-group"] == settings.group(SHARE_PROJECTION_GROUP)
+        assert headers["x-dlq-source-topic"] in (
+            settings.topic(SHARE_EVENTS), settings.topic(COMMUNITY_EVENTS),
+        )  # fmt: skip
+        assert headers["x-dlq-reason"].startswith("undecodable: ")
+    reasons = " ".join(dict(letter.headers)["x-dlq-reason"].decode() for letter in letters)
+    assert "the record's key is not its share_id" in reasons
+
+
+async def test_community_requests_go_from_pending_to_their_outcome(
+    settings: ShareServiceSettings,
+) -> None:
+    published, rejected, failed, early = (community_request("erin") for _ in range(4))
+    url = "https://community.example/c/9"
+    outcomes = [
+        outcome(contracts.CommunitySharePublished, published.request_id, community_id="9", community_url=url),
+        outcome(contracts.CommunityShareRejected, rejected.request_id, reason="sharing was off"),
+        outcome(contracts.CommunityShareFailed, failed.request_id, reason="the site said 503"),
+    ]  # fmt: skip
+    async with running_projection(settings) as projection:
+        # The outcome of `early` is applied before its request: the request only adds the owner.
+        first = [outcome(contracts.CommunityShareRejected, early.request_id, reason="too late")]
+        await projection.applied(await publish(settings, first))
+        await projection.applied(await publish(settings, [published, rejected, failed, early]))
+        pending = await projection.requests.get(published.request_id)
+        # A published chat cannot be withdrawn: a later failure does not undo it; repeats are no-ops.
+        late = outcome(contracts.CommunityShareFailed, published.request_id, reason="retry failed")
+        await projection.applied(await publish(settings, [*outcomes, outcomes[0], late]))
+        found = {
+            r.request_id: await projection.requests.get(r.request_id)
+            for r in (published, rejected, failed, early)
+        }
+    assert pending is not None
+    assert (pending.owner_id, pending.status) == ("erin", "pending")
+    answers = {
+        key: (value.owner_id, value.status, value.community_url, value.reason)
+        for key, value in found.items() if value is not None
+    }  # fmt: skip
+    assert answers == {
+        published.request_id: ("erin", "published", url, None),
+        rejected.request_id: ("erin", "rejected", None, "sharing was off"),
+        failed.request_id: ("erin", "failed", None, "the site said 503"),
+        early.request_id: ("erin", "rejected", None, "too late"),
+    }
+
+
+async def dead_letters(
+    settings: ShareServiceSettings, expected: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        settings.topic(dead_letter_topic(SHARE_PROJECTION_GROUP)),
+        bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
+    )  # fmt: skip
+    await consumer.start()
+    found: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(found) < expected:
+                for records in (await consumer.getmany(timeout_ms=300)).values():
+                    found += records
+    finally:
+        await consumer.stop()
+    return found
