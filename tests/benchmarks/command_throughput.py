@@ -10,6 +10,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -141,12 +143,12 @@ def start_raw(spec: ServiceSpec, env: dict[str, str], home: Path) -> ManagedProc
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            import urllib.request
-
             urllib.request.urlopen(
                 urllib.request.Request(spec.url, method="POST", data=b""), timeout=2
             )
             return process
+        except urllib.error.HTTPError:
+            return process  # it answers: that is all we wait for
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("the raw baseline app did not start")
