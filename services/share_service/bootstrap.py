@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from contracts.topics import SHARE_SERVICE_POLICY_GROUP
 from servicekit.event_store import eventsourcing_env
@@ -26,6 +27,7 @@ from share_service.application.group_commit import GroupCommitter
 from share_service.application.sharing import SharingApplication
 from share_service.config import ShareServiceSettings
 from share_service.entrypoints.chat_mirror import ChatMirror, follow_chats
+from share_service.entrypoints.hot_read import HotShareReads
 from share_service.entrypoints.http_commands import router as command_routes
 from share_service.entrypoints.http_errors import install_share_error_handlers
 from share_service.entrypoints.http_queries import router as query_routes
@@ -82,7 +84,7 @@ async def wire(
 
     follow_chats(runtime, ChatMirror(chats, links_die_with_chat, runtime.registry))
     follow_share_events(runtime, views, progress, requests)
-    runtime.run_in_background("outbox-relay", relay.run)
+    runtime.start_relay(relay)
     return wiring
 
 
@@ -106,9 +108,11 @@ def create_app(settings: ShareServiceSettings | None = None) -> FastAPI:
                 await wiring.policy.close()
                 await to_thread.run_sync(sharing.close)
 
-    app = new_service_app("chatshare share_service", settings, lifespan)
+    app = new_service_app(SERVICE_NAME, settings, lifespan)
     install_share_error_handlers(app)
     app.include_router(command_routes)
     app.include_router(query_routes)
     app.include_router(shared_page_routes)
+    # Innermost of the middleware: metrics and correlation ids still see the hot reads.
+    app.user_middleware.append(Middleware(HotShareReads))
     return app
