@@ -29,6 +29,15 @@ CONSUMER_GROUPS: tuple[str, ...] = (
     COMMUNITY_PUBLISHER_POLICY_GROUP,
 )
 
+# What each group reads (INTERFACE.md §5): where its lag is measured and its dead letters came from.
+GROUP_TOPICS: dict[str, tuple[str, ...]] = {
+    CHAT_MIRROR_GROUP: (CHAT_EVENTS,),
+    SHARE_PROJECTION_GROUP: (SHARE_EVENTS, COMMUNITY_EVENTS),
+    COMMUNITY_PUBLISHER_GROUP: (SHARE_EVENTS,),
+    SHARE_SERVICE_POLICY_GROUP: (SETTINGS_EVENTS,),
+    COMMUNITY_PUBLISHER_POLICY_GROUP: (SETTINGS_EVENTS,),
+}
+
 # Room for the largest snapshot plus the event envelope and Kafka's record overhead.
 ENVELOPE_OVERHEAD_BYTES = 64 * 1024
 

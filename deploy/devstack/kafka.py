@@ -130,6 +130,15 @@ def write_config(node: KafkaNode) -> Path:
     return config
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka makes them: never starting with "-", which the storage tool
+    would read as an option (one id in 64 would fail the format)."""
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cluster_id
+
+
 def format_storage_once(node: KafkaNode, libs_dir: Path, config: Path) -> None:
     """Format the log folder only when it has never been formatted; refuse a half-done one."""
     if (node.data_dir / "meta.properties").exists():
@@ -139,7 +148,7 @@ def format_storage_once(node: KafkaNode, libs_dir: Path, config: Path) -> None:
             f"The Kafka data folder {node.data_dir} has files but no meta.properties: it was left "
             "half-formatted. Remove that folder (its events are lost) and run again."
         )
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     command = [*java_command(libs_dir, "kafka.tools.StorageTool"), "format", "-t", cluster_id,
                "-c", str(config)]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -78,7 +78,7 @@ async def wire(
     metrics = PublisherMetrics(runtime.registry)
     publisher = new_publisher(settings, records, policy, site, relay, metrics)
     follow_share_requests(runtime, settings, ShareRequests(publisher, settings.upload_concurrency))
-    runtime.run_in_background("outbox-relay", relay.run)
+    runtime.start_relay(relay)
     return policy
 
 
@@ -107,4 +107,4 @@ def create_app(settings: CommunityPublisherSettings | None = None) -> FastAPI:
         finally:
             await to_thread.run_sync(records.close)
 
-    return new_service_app("chatshare community_publisher", settings, lifespan)
+    return new_service_app(SERVICE_NAME, settings, lifespan)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "change-me-dev-secret-0123456789abcdef"
 MIN_JWT_SECRET_BYTES = 32
+
+Role = Literal["http", "relay", "consumers"]
+"""What one process of a service runs (`CHATSHARE_ROLES`): `http` serves the API (routes are
+always mounted: health, readiness and metrics are HTTP too, so this role only says the process
+takes traffic), `relay` runs the outbox relay, `consumers` joins the service's consumer groups
+(and watches their lag)."""
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class ServiceSettings(BaseSettings):
@@ -31,6 +38,18 @@ class ServiceSettings(BaseSettings):
     # Prepended to every topic and consumer group name. Empty in a real deployment (the names
     # are INTERFACE.md's); tests give each run its own, so runs never see each other's events.
     topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")
+    # A comma list, e.g. `CHATSHARE_ROLES=relay,consumers` for a workers-only Deployment.
+    roles: Annotated[frozenset[Role], NoDecode] = frozenset(ROLES)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles_from_comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not value:
+            raise ValueError(f"CHATSHARE_ROLES names none of {', '.join(ROLES)}")
+        return value
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> ServiceSettings:
@@ -47,6 +66,9 @@ class ServiceSettings(BaseSettings):
                 "with CHATSHARE_ENV=production"
             )
         return self
+
+    def runs(self, role: Role) -> bool:
+        return role in self.roles
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name

@@ -13,21 +13,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter
 
 from contracts.topics import dead_letter_topic
 from servicekit.config import ServiceSettings
+from servicekit.message_context import (
+    CORRELATION_ID,
+    TRACEPARENT,
+    MessageContext,
+    context_of_record,
+    using_context,
+)
+from servicekit.tracing import current_traceparent, links_to, parent_of, tracer
 
 log = logging.getLogger(__name__)
+
+# On a dead letter parked without the original's bytes: how large they were, and why left out.
+DLQ_OMITTED = "x-dlq-value-omitted"
 
 E = TypeVar("E")
 
@@ -46,6 +59,12 @@ class Delivery(Generic[E]):
     @property
     def partition(self) -> TopicPartition:
         return TopicPartition(self.record.topic, self.record.partition)
+
+    @property
+    def context(self) -> MessageContext:
+        """What handling this record belongs to: bind it (`using_context`) around work done for
+        this record alone, so its logs and stored events carry the record's correlation id."""
+        return context_of_record(self.record.headers)
 
 
 Decoder = Callable[[ConsumerRecord[bytes, bytes]], E]
@@ -163,9 +182,13 @@ class ConsumerGroup(Generic[E]):
 
     async def on_batch(self, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
-        deliveries = [delivery for record in records if (delivery := await self._decode(record))]
-        await self._handle_all(deliveries)
-        await self._commit(message, records)
+        # A batch of one record is that record's work; a larger one belongs to no single chain
+        # (handlers bind each delivery's context around what they do for it alone).
+        batch_context = context_of_record(records[0].headers) if len(records) == 1 else None
+        with consumer_span(self.group, records, batch_context) as context, using_context(context):
+            deliveries = [d for record in records if (d := await self._decode(record))]
+            await self._handle_all(deliveries)
+            await self._commit(message, records)
 
     async def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery[E] | None:
         try:
@@ -186,7 +209,8 @@ class ConsumerGroup(Generic[E]):
             # Find the poison: one by one, so its neighbours are still applied.
             for delivery in deliveries:
                 try:
-                    await self._with_retries(lambda d=delivery: self.handle([d]))  # type: ignore[misc]
+                    with using_context(delivery.context):
+                        await self._with_retries(lambda d=delivery: self.handle([d]))  # type: ignore[misc]
                 except Exception as error:
                     await self.dead_letter(delivery.record, _reason(error))
         for delivery in deliveries:
@@ -217,35 +241,54 @@ class ConsumerGroup(Generic[E]):
                 await asyncio.sleep(self.retry.delay(failures))
 
     async def dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
-        """Park the original bytes and key on `dlq.<group>`, saying where they came from and why."""
-        headers = {key: value.decode(errors="replace") for key, value in record.headers or ()}
-        headers.update(
-            {
-                "x-dlq-source-topic": record.topic,
-                "x-dlq-source-partition": str(record.partition),
-                "x-dlq-source-offset": str(record.offset),
-                "x-dlq-group": self.group,
-                "x-dlq-reason": reason[:1000],
-                "x-dlq-failed-at": datetime.now(UTC).isoformat(),
-            }
-        )
+        """Park the original bytes and key on `dlq.<group>`, saying where they came from and why.
+
+        A record too large to copy (the dead-letter topic takes no more than its source, and the
+        letter adds headers; or this service's producer is sized for a smaller snapshot limit
+        than the topics) is parked without its value and headers: they stay, kept forever, at
+        the source offset the letter names. Retrying the copy would stall the group for good.
+        """
+        context = context_of_record(record.headers)
+        where = {
+            "x-dlq-source-topic": record.topic,
+            "x-dlq-source-partition": str(record.partition),
+            "x-dlq-source-offset": str(record.offset),
+            "x-dlq-group": self.group,
+            "x-dlq-reason": reason[:1000],
+            "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+        }
+        # A header's value may be null or any bytes: copied readably, never a reason to fail.
+        copied = {
+            key: (value or b"").decode(errors="replace") for key, value in record.headers or ()
+        }
+        correlation = {CORRELATION_ID: context.correlation_id}
+        try:
+            letter = {**correlation, **copied, **where}
+            await self._publish_dead_letter(record.value or b"", record.key, letter)
+        except MessageSizeTooLargeError:
+            size = len(record.value or b"")
+            omitted = f"{size} bytes and the headers, too large to copy: read them at the source"
+            stub = {**correlation, **where, DLQ_OMITTED: omitted}
+            await self._publish_dead_letter(b"", record.key, stub)
+        self.metrics.dead_lettered.labels(self.group, record.topic).inc()
+        with using_context(context):
+            log.error(
+                "group %s dead-lettered %s[%d]@%d: %s",
+                self.group, record.topic, record.partition, record.offset, reason,
+            )  # fmt: skip
+
+    async def _publish_dead_letter(
+        self, value: bytes, key: bytes | None, headers: dict[str, str]
+    ) -> None:
         while True:  # a dead letter that is not stored would be a lost message
             try:
-                await self.broker.publish(
-                    record.value or b"",
-                    topic=self.dead_letters,
-                    key=record.key,
-                    headers=headers,
-                )
-                break
+                await self.broker.publish(value, topic=self.dead_letters, key=key, headers=headers)
+                return
+            except MessageSizeTooLargeError:
+                raise  # no retry makes it smaller
             except KafkaError as error:
                 log.warning("group %s: dead-letter publish failed, retrying: %s", self.group, error)
                 await asyncio.sleep(1.0)
-        self.metrics.dead_lettered.labels(self.group, record.topic).inc()
-        log.error(
-            "group %s dead-lettered %s[%d]@%d: %s",
-            self.group, record.topic, record.partition, record.offset, reason,
-        )  # fmt: skip
 
     async def _commit(
         self, message: KafkaMessage, records: Sequence[ConsumerRecord[Any, Any]]
@@ -260,6 +303,29 @@ class ConsumerGroup(Generic[E]):
             # The partitions moved to another member during a rebalance; it will redeliver from
             # the last commit and our idempotent handlers make the repeat harmless.
             log.warning("group %s: commit after rebalance refused: %s", self.group, error)
+
+
+@contextmanager
+def consumer_span(
+    group: str, records: Sequence[ConsumerRecord[bytes, bytes]], context: MessageContext | None
+) -> Iterator[MessageContext | None]:
+    """With tracing on, a span for the batch: the child of its one record's producer, or linked
+    to each record's; the context it yields carries the span on to what the handler stores."""
+    active = tracer()
+    if active is None:
+        yield context
+        return
+    traceparents = [dict(r.headers or ()).get(TRACEPARENT) for r in records]
+    decoded = [value.decode(errors="replace") if value else None for value in traceparents]
+    with active.start_as_current_span(
+        f"consume {group}",
+        context=parent_of(decoded[0]) if len(records) == 1 else None,
+        links=links_to(decoded) if len(records) > 1 else None,
+        kind=SpanKind.CONSUMER,
+        attributes={"messaging.system": "kafka", "messaging.consumer.group.name": group,
+                    "messaging.batch.message_count": len(records)},
+    ):  # fmt: skip
+        yield None if context is None else replace(context, traceparent=current_traceparent())
 
 
 def _reason(error: BaseException) -> str:

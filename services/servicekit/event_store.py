@@ -11,9 +11,11 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
+from eventsourcing.persistence import InfrastructureFactory, Mapper, TrackingRecorder
 from eventsourcing.utils import Environment, EnvType
 from psycopg import sql
+
+from servicekit.stored_context import ContextMapper
 
 POSTGRES_MODULE = "eventsourcing.postgres"
 POPO_MODULE = "eventsourcing.popo"
@@ -97,6 +99,12 @@ class ServiceApplication(Application[UUID]):
         # Only what the settings give: eventsourcing's database functions must stay off (they drop
         # the table lock around inserts, and the outbox relay would then skip events).
         return Environment(name, merged)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """Stored events keep the correlation and causation ids of the work that made them."""
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=ContextMapper
+        )
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory[TrackingRecorder]:
         if env.get("PERSISTENCE_MODULE") == POSTGRES_MODULE and env.get("POSTGRES_SCHEMA"):

@@ -13,18 +13,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, ProducerFenced
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from contracts.topics import max_message_bytes
 from servicekit.config import ServiceSettings
+from servicekit.message_context import CORRELATION_ID, EVENT_ID
 from servicekit.outbox_message import OutboxMessage
+from servicekit.stored_context import read_with_context
+from servicekit.tracing import links_to, tracer
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,12 @@ class EventsourcingLog:
         notifications = self.application.recorder.select_notifications(
             start=position, limit=limit, inclusive_of_start=False
         )
-        mapper = self.application.mapper
-        return [(n.id, self.to_message(mapper.to_domain_event(n))) for n in notifications]
+        return [(n.id, self._message(n)) for n in notifications]
+
+    def _message(self, notification: Any) -> OutboxMessage | None:
+        domain_event, context = read_with_context(self.application.mapper, notification)
+        message = self.to_message(domain_event)
+        return message if message is None or context is None else replace(message, context=context)
 
     def last_id(self) -> int:
         return int(self.application.recorder.max_notification_id() or 0)
@@ -180,22 +188,25 @@ class OutboxRelay:
         """One Kafka transaction: all of the batch becomes visible, or none of it."""
         if not messages:
             return
+        with relay_span(self.config.name, messages):
+            await self._send_in_transaction(producer, messages)
+        for _, message in messages:
+            self.metrics.published.labels(self.config.name, message.topic).inc()
+
+    async def _send_in_transaction(
+        self, producer: AIOKafkaProducer, messages: Sequence[tuple[int, OutboxMessage]]
+    ) -> None:
         async with producer.transaction():
             sent = [
                 await producer.send(
                     self.settings.topic(message.topic),
                     message.value,
                     key=message.key.encode(),
-                    headers=[
-                        ("event_id", str(message.event_id).encode()),
-                        ("notification_id", str(notification_id).encode()),
-                    ],
+                    headers=record_headers(notification_id, message),
                 )
                 for notification_id, message in messages
             ]
             await asyncio.gather(*sent)
-        for _, message in messages:
-            self.metrics.published.labels(self.config.name, message.topic).inc()
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -257,6 +268,36 @@ class OutboxRelay:
             position,
         )
         self.metrics.position.labels(self.config.name).set(position)
+
+
+@contextlib.contextmanager
+def relay_span(relay: str, messages: Sequence[tuple[int, OutboxMessage]]) -> Iterator[None]:
+    """With tracing on, a span for one published batch, linked to the spans that stored it."""
+    active = tracer()
+    if active is None:
+        yield
+        return
+    with active.start_as_current_span(
+        f"publish {relay} outbox",
+        links=links_to(m.context.traceparent for _, m in messages if m.context is not None),
+        kind=SpanKind.PRODUCER,
+        attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(messages)},
+    ):
+        yield
+
+
+def record_headers(notification_id: int, message: OutboxMessage) -> list[tuple[str, bytes]]:
+    """`event_id`, `notification_id`, and the context the event was stored with; an event
+    stored with none (before contexts were stored) starts its own chain: its correlation id is
+    its event id, and it has no causation id."""
+    headers = {
+        EVENT_ID: str(message.event_id),
+        "notification_id": str(notification_id),
+        CORRELATION_ID: str(message.event_id),
+    }
+    if message.context is not None:
+        headers.update(message.context.as_headers())
+    return [(key, value.encode()) for key, value in headers.items()]
 
 
 async def _quietly(awaitable: Any) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from servicekit.message_context import MessageContext
+
 
 @dataclass(frozen=True)
 class OutboxMessage:
@@ -14,3 +16,5 @@ class OutboxMessage:
     key: str
     value: bytes
     event_id: UUID
+    # The work that stored the event (set by the relay's notification log, not by the service).
+    context: MessageContext | None = None

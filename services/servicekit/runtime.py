@@ -16,7 +16,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from contracts.topics import max_message_bytes
-from servicekit.config import ServiceSettings
+from servicekit.config import Role, ServiceSettings
 from servicekit.consumer import ConsumerGroup, ConsumerMetrics
 from servicekit.http import (
     Readiness,
@@ -24,6 +24,10 @@ from servicekit.http import (
     install_error_handlers,
     install_operational_routes,
 )
+from servicekit.outbox import OutboxRelay
+from servicekit.request_context import RequestContext
+from servicekit.structured_logging import BROKER_LOGGER, configure_logging
+from servicekit.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +42,27 @@ class ServiceRuntime:
     consumer_metrics: ConsumerMetrics
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def runs(self, role: Role) -> bool:
+        """Whether this process has the role (`CHATSHARE_ROLES`)."""
+        return self.settings.runs(role)
+
     def add_consumer(self, group: ConsumerGroup[Any], max_records: int = 500) -> None:
-        """Subscribe a consumer group (before `broker.start()`) and make readiness wait for it.
-        Slow handlers take smaller batches: a batch must finish within max.poll.interval."""
+        """Subscribe a consumer group (before `broker.start()`) and make readiness wait for it;
+        nothing in a process without the `consumers` role. Slow handlers take smaller batches:
+        a batch must finish within max.poll.interval."""
+        if not self.runs("consumers"):
+            log.info("not joining %s: this process has no consumers role", group.group)
+            return
         group.subscribe(self.settings, max_records=max_records)
         self.readiness.add(f"consumer:{group.group}", group.readiness)
+
+    def start_relay(self, relay: OutboxRelay) -> None:
+        """Run the outbox relay, in a process with the `relay` role (others leave it to theirs:
+        one relay is active per event store anyway)."""
+        if not self.runs("relay"):
+            log.info("not running relay %s: this process has no relay role", relay.config.name)
+            return
+        self.run_in_background("outbox-relay", relay.run)
 
     def run_in_background(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """A long-running loop (relay, consumer) that dies loudly rather than silently."""
@@ -67,6 +87,7 @@ def new_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
         max_request_size=max_message_bytes(settings.max_snapshot_bytes),
         allow_auto_create_topics=False,
         graceful_timeout=10.0,
+        logger=logging.getLogger(BROKER_LOGGER),  # plain: its records become JSON lines
     )
 
 
@@ -105,15 +126,19 @@ async def _kafka_ready(broker: KafkaBroker) -> str | None:
 
 
 def new_service_app(
-    title: str, settings: ServiceSettings, lifespan: Callable[[FastAPI], object]
+    name: str, settings: ServiceSettings, lifespan: Callable[[FastAPI], object]
 ) -> FastAPI:
-    """A FastAPI app with the shared edge installed; the service adds its routes."""
+    """A FastAPI app with the shared edge installed (JSON logs, tracing if the environment asks
+    for it, request context and metrics); the service adds its routes."""
+    configure_logging(name, settings.log_level)
+    tracer = configure_tracing(name)
     registry = CollectorRegistry()
-    app = FastAPI(title=title, lifespan=lifespan)  # type: ignore[arg-type]
+    app = FastAPI(title=f"chatshare {name}", lifespan=lifespan)  # type: ignore[arg-type]
     app.state.settings = settings
     app.state.registry = registry
     app.state.readiness = Readiness()
     install_error_handlers(app)
     install_operational_routes(app, app.state.readiness, registry)
     app.add_middleware(RequestMetrics, registry=registry)
+    app.add_middleware(RequestContext, tracer=tracer)  # outermost: errors are logged in context
     return app

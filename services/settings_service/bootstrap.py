@@ -50,14 +50,14 @@ def create_app(settings: SettingsServiceSettings | None = None) -> FastAPI:
                 settings,
                 RelayMetrics(app.state.registry),
             )
-            runtime.run_in_background("outbox-relay", relay.run)
+            runtime.start_relay(relay)
             try:
                 await broker.start()
                 yield
             finally:
                 await to_thread.run_sync(settings_app.close)
 
-    app = new_service_app("chatshare settings_service", settings, lifespan)
+    app = new_service_app(SERVICE_NAME, settings, lifespan)
     install_settings_error_handlers(app)
     app.include_router(router)
     return app

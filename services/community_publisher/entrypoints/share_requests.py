@@ -19,6 +19,7 @@ from community_publisher.config import CommunityPublisherSettings
 from community_publisher.domain.upload_request import UploadRequest
 from contracts.topics import COMMUNITY_PUBLISHER_GROUP, SHARE_EVENTS, dead_letter_topic
 from servicekit.consumer import ConsumerGroup, Delivery, Unprocessable, is_transient
+from servicekit.message_context import MessageContext, using_context
 from servicekit.runtime import ServiceRuntime
 
 
@@ -48,20 +49,21 @@ class ShareRequests:
         self.concurrency = concurrency
 
     async def handle(self, deliveries: Sequence[Delivery[UploadRequest | None]]) -> None:
-        requests: dict[str, UploadRequest] = {}  # a batch may hold one request twice
+        requests: dict[str, tuple[UploadRequest, MessageContext]] = {}  # one may come twice
         for delivery in deliveries:
             if delivery.event is not None:
-                requests.setdefault(delivery.event.request_id, delivery.event)
+                requests.setdefault(delivery.event.request_id, (delivery.event, delivery.context))
         limit = asyncio.Semaphore(self.concurrency)
 
-        async def publish(request: UploadRequest) -> None:
+        async def publish(request: UploadRequest, context: MessageContext) -> None:
             async with limit:
-                await self.publisher.publish(request)
+                with using_context(context):  # its logs and its outcome event carry the request's
+                    await self.publisher.publish(request)
 
         # Every request runs to its end before an error is raised: no upload is left running
         # behind the group's retry, and the ones that finished are skipped when it comes.
         results = await asyncio.gather(
-            *(publish(request) for request in requests.values()), return_exceptions=True
+            *(publish(*request) for request in requests.values()), return_exceptions=True
         )
         raise_worst([result for result in results if isinstance(result, BaseException)])
 

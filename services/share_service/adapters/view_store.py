@@ -5,18 +5,24 @@ repeat or an older redelivery changes nothing. A deleted link leaves a tombstone
 cleared) that keeps its version, so an older `SnapshotUpdated` can never bring it back. `body` is
 the GET answer ready-made, without `tts_enabled`, which is joined from the policy view at read time.
 `created_at` and `updated_at` are the link's own times, from its events: a replay makes the same rows.
+The table name is `share_views`; the operator's replay builds a shadow under another name and
+swaps it in (`chatshare replay share-views`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import asyncpg
 
+from share_service.application.view_writes import ViewWrite
+
 POLL_SECONDS = 0.02
+LIVE_TABLE = "share_views"
 
 
 @dataclass(frozen=True)
@@ -36,16 +42,25 @@ class LinkRow:
 
 
 class ShareViewStore:
-    def __init__(self, pool: asyncpg.Pool, schema: str, policy_table: str | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        policy_table: str | None = None,
+        table: str = LIVE_TABLE,
+    ) -> None:
+        """`table` is another name only for the replay's shadow (`chatshare replay share-views`)."""
         self.pool = pool
         self.schema = schema
-        self.table = f'"{schema}".share_views'
+        self.name = table
+        self.table = f'"{schema}"."{table}"'
         # The policy view's one-row table (servicekit.policy), read in the same query as the view.
         tts = f"(SELECT p.tts_enabled FROM {policy_table} p)" if policy_table else "NULL"
         self._read = (
             f"SELECT v.version, v.body, coalesce({tts}, false)"
             f" FROM {self.table} v WHERE v.share_id = $1"
         )
+        self._put = self._upsert()
 
     async def create_table(self) -> None:
         async with self.pool.acquire() as connection:
@@ -58,7 +73,7 @@ class ShareViewStore:
                 " CHECK ((body IS NULL) = deleted))"
             )
             await connection.execute(
-                f"CREATE INDEX IF NOT EXISTS share_views_by_owner ON {self.table}"
+                f'CREATE INDEX IF NOT EXISTS "{self.name}_by_owner" ON {self.table}'
                 " (owner_id, created_at DESC, share_id DESC) WHERE NOT deleted"
             )
 
@@ -93,20 +108,26 @@ class ShareViewStore:
         )
         return {row["share_id"]: row["created_at"] for row in rows}
 
-    async def put_snapshot(
-        self, connection: asyncpg.Connection, link: LinkRow, owner_id: str, body: bytes
-    ) -> None:
-        """A live link at `link.version`, unless the row already reflects that version or later."""
-        await connection.execute(
-            f"INSERT INTO {self.table} AS v (share_id, chat_id, owner_id, version, deleted, body,"
-            " created_at, updated_at) VALUES ($1, $2, $3, $4, false, $5, $6, $7)"
-            " ON CONFLICT (share_id) DO UPDATE SET chat_id = EXCLUDED.chat_id,"
-            " owner_id = EXCLUDED.owner_id, version = EXCLUDED.version, deleted = false,"
-            " body = EXCLUDED.body, updated_at = EXCLUDED.updated_at"
-            " WHERE v.version < EXCLUDED.version",
-            link.share_id, link.chat_id, owner_id, link.version, body,
-            link.created_at, link.updated_at,
-        )  # fmt: skip
+    async def put_views(
+        self, connection: asyncpg.Connection, writes: Sequence[ViewWrite]
+    ) -> set[str]:
+        """Apply the writes in order, each only over an older row: a repeat or an older
+        redelivery changes nothing. Answers the links whose rows changed. One statement per
+        round; a round holds each link once."""
+        rounds = _rounds(writes)
+        if not rounds:
+            return set()
+        if len(rounds) == 1:  # the delete command's one tombstone: no transaction round trips
+            return await self._put_round(connection, rounds[0])
+        changed: set[str] = set()
+        async with connection.transaction():
+            for round_ in rounds:
+                changed |= await self._put_round(connection, round_)
+        return changed
+
+    async def _put_round(self, connection: asyncpg.Connection, writes: list[ViewWrite]) -> set[str]:
+        rows = await connection.fetch(self._put, *_columns(writes))
+        return {row[0] for row in rows}
 
     async def put_tombstone(
         self, link: LinkRow, owner_id: str, connection: asyncpg.Connection | None = None
@@ -114,13 +135,33 @@ class ShareViewStore:
         """The link is dead from `link.version` on. An existing row keeps its times; the given
         ones are used only when there is no row yet. The delete command writes this itself, and
         the projection repeats it harmlessly."""
-        await (connection or self.pool).execute(
-            f"INSERT INTO {self.table} AS v (share_id, chat_id, owner_id, version, deleted, body,"
-            " created_at, updated_at) VALUES ($1, $2, $3, $4, true, NULL, $5, $6)"
-            " ON CONFLICT (share_id) DO UPDATE SET version = EXCLUDED.version, deleted = true,"
-            " body = NULL WHERE v.version < EXCLUDED.version",
-            link.share_id, link.chat_id, owner_id, link.version, link.created_at, link.updated_at,
+        write = ViewWrite(
+            link.share_id, link.chat_id, owner_id, link.version, None,
+            link.created_at, link.updated_at,
         )  # fmt: skip
+        if connection is not None:
+            await self.put_views(connection, [write])
+            return
+        async with self.pool.acquire() as acquired:
+            await self.put_views(acquired, [write])
+
+    def _upsert(self) -> str:
+        # A tombstone (body NULL) keeps the row's chat, owner and times; a snapshot sets all but
+        # created_at. Arrays in, one row per link: a whole batch is one round trip.
+        keep_if_deleted = ", ".join(
+            f"{column} = CASE WHEN EXCLUDED.deleted THEN v.{column} ELSE EXCLUDED.{column} END"
+            for column in ("chat_id", "owner_id", "updated_at")
+        )
+        return (
+            f"INSERT INTO {self.table} AS v (share_id, chat_id, owner_id, version, deleted, body,"
+            " created_at, updated_at) SELECT w.share_id, w.chat_id, w.owner_id, w.version,"
+            " w.body IS NULL, w.body, w.created_at, w.updated_at FROM unnest($1::text[],"
+            " $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::timestamptz[],"
+            " $7::timestamptz[]) AS w(share_id, chat_id, owner_id, version, body, created_at,"
+            " updated_at) ON CONFLICT (share_id) DO UPDATE SET version = EXCLUDED.version,"
+            f" deleted = EXCLUDED.deleted, body = EXCLUDED.body, {keep_if_deleted}"
+            " WHERE v.version < EXCLUDED.version RETURNING v.share_id"
+        )
 
     async def links_of_owner(
         self, owner_id: str, limit: int, after: tuple[datetime, str] | None = None
@@ -141,3 +182,21 @@ class ShareViewStore:
                 owner_id, *after, limit,
             )  # fmt: skip
         return [LinkRow(**dict(row)) for row in rows]
+
+
+def _rounds(writes: Sequence[ViewWrite]) -> list[list[ViewWrite]]:
+    """The writes split so that no round touches a link twice (one statement cannot), each
+    link's writes in their order; in share_id order within a round, as rows are locked."""
+    rounds: list[list[ViewWrite]] = []
+    seen: dict[str, int] = {}
+    for write in writes:
+        index = seen[write.share_id] = seen.get(write.share_id, -1) + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(write)
+    return [sorted(round_, key=lambda write: write.share_id) for round_ in rounds]
+
+
+def _columns(writes: list[ViewWrite]) -> list[list[object]]:
+    """The writes as one array per column, in the order of the upsert's parameters."""
+    return [[getattr(write, field.name) for write in writes] for field in fields(ViewWrite)]

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
+from servicekit.message_context import MessageContext, current_context
+from servicekit.stored_context import stamp_pending_events
 from share_service.application.decision import Decision, StaleRead
 from share_service.application.sharing import SharingApplication
 
@@ -115,6 +117,18 @@ def _run_alone(app: SharingApplication, decide: Decide) -> Outcome[Any]:
         return Outcome(error=error)
 
 
+def _in_context(decide: Callable[[], Decision[T]], context: MessageContext | None) -> Decide:
+    """The batch is saved in another context than its commands': each command's events take
+    the context of the request that asked for them."""
+
+    def decide_and_stamp() -> Decision[T]:
+        decision = decide()
+        stamp_pending_events(decision.aggregates, context)
+        return decision
+
+    return decide_and_stamp
+
+
 class GroupCommitter:
     """The asyncio side: `await committer.run(decide)` from request handlers. Commands arriving
     within `window_seconds` of the first of a batch (or until `max_batch` of them) go to one
@@ -139,7 +153,7 @@ class GroupCommitter:
 
     async def run(self, decide: Callable[[], Decision[T]]) -> T:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append((decide, future))
+        self._waiting.append((_in_context(decide, current_context()), future))
         if len(self._waiting) >= self.max_batch:
             self._start_batch()
         elif self._timer is None:

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 import contracts
 from contracts.topics import CHAT_EVENTS, CHAT_MIRROR_GROUP, dead_letter_topic
 from servicekit.consumer import ConsumerGroup, Delivery, Unprocessable
+from servicekit.message_context import using_context
 from servicekit.runtime import ServiceRuntime
 from share_service.adapters.chat_mirror_store import ChatMirrorStore
 from share_service.domain import chat_events as domain
@@ -86,10 +87,12 @@ class ChatMirror:
                     changed.add(event.chat_id)
             for chat_id in changed:
                 await self.store.save(connection, chats[chat_id])
-        for chat_id in {
-            d.event.chat_id for d in deliveries if isinstance(d.event, domain.ChatDeleted)
-        }:
-            await self.on_chat_deleted(chat_id)
+        deleted = {
+            d.event.chat_id: d for d in deliveries if isinstance(d.event, domain.ChatDeleted)
+        }
+        for chat_id, delivery in deleted.items():
+            with using_context(delivery.context):  # the links die because of this event
+                await self.on_chat_deleted(chat_id)
 
     def _count(self, outcome: str, missing: int, event: domain.ChatEvent) -> None:
         if outcome == "duplicate":

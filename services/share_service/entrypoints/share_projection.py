@@ -10,7 +10,6 @@ cannot be decoded is dead-lettered to `dlq.share-projection` by the group, which
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -28,8 +27,8 @@ from servicekit.consumer import ConsumerGroup, Delivery, Unprocessable
 from servicekit.runtime import ServiceRuntime
 from share_service.adapters.community_request_store import CommunityRequestStore
 from share_service.adapters.projection_progress import Partition, ProjectionProgress
-from share_service.adapters.view_store import LinkRow, ShareViewStore
-from share_service.application.shared_chat import shared_chat_body
+from share_service.adapters.view_store import ShareViewStore
+from share_service.application.view_writes import view_writes
 from share_service.entrypoints.projection_lag import ProjectionLag, watch_lag
 
 ProjectedEvent = contracts.ShareEvent | contracts.CommunityEvent
@@ -77,47 +76,52 @@ class ShareProjection:
 
     async def apply(self, deliveries: Sequence[Delivery[ProjectedEvent]]) -> None:
         """The consumer group's handler: the whole batch and its progress in one transaction."""
-        share_ids = {d.event.share_id for d in deliveries if isinstance(d.event, LinkEventBase)}
         async with self.views.pool.acquire() as connection, connection.transaction():
-            created = await self.views.lock_created_at(connection, share_ids)
-            for delivery in deliveries:
-                await self._apply(connection, delivery.event, created)
+            await apply_share_events(
+                connection, self.views, self.requests, [d.event for d in deliveries]
+            )
             await self.progress.advance(connection, self.group, next_offsets(deliveries))
         self.lag.applied(deliveries)
 
-    async def _apply(
-        self, connection: asyncpg.Connection, event: ProjectedEvent, created: dict[str, datetime]
-    ) -> None:
+
+async def apply_share_events(
+    connection: asyncpg.Connection,
+    views: ShareViewStore,
+    requests: CommunityRequestStore,
+    events: Sequence[ProjectedEvent],
+) -> set[str]:
+    """What the projection does with a batch, its progress aside; the operator CLI's re-feed
+    from Kafka and its redrive of dead letters run exactly this. Call inside a transaction.
+    Answers the links whose view rows changed."""
+    links = [event for event in events if isinstance(event, LinkEventBase)]
+    changed = await apply_link_events(connection, views, links)
+    for event in events:
         match event:
-            case contracts.ShareCreated() | contracts.SnapshotUpdated():
-                # Only ShareCreated carries the link's birth; later snapshots keep it.
-                created_at = created.setdefault(event.share_id, event.occurred_at)
-                body = shared_chat_body(event, created_at)
-                await self.views.put_snapshot(
-                    connection, _link(event, created_at), event.owner_id, body
-                )
-            case contracts.LinkDeleted():
-                # The times count only if no row exists (its ShareCreated was never applied).
-                link = _link(event, created.get(event.share_id, event.occurred_at))
-                await self.views.put_tombstone(link, event.owner_id, connection)
             case contracts.CommunityShareRequested():
-                await self.requests.requested(event.request_id, event.owner_id, connection)
+                await requests.requested(event.request_id, event.owner_id, connection)
             case contracts.CommunitySharePublished():
-                await self.requests.concluded(
+                await requests.concluded(
                     connection, event.request_id, "published", community_url=event.community_url
                 )
             case contracts.CommunityShareRejected():
-                await self.requests.concluded(
+                await requests.concluded(
                     connection, event.request_id, "rejected", reason=event.reason
                 )
             case contracts.CommunityShareFailed():
-                await self.requests.concluded(
+                await requests.concluded(
                     connection, event.request_id, "failed", reason=event.reason
                 )
+    return changed
 
 
-def _link(event: LinkEventBase, created_at: datetime) -> LinkRow:
-    return LinkRow(event.share_id, event.chat_id, event.version, created_at, event.occurred_at)
+async def apply_link_events(
+    connection: asyncpg.Connection, views: ShareViewStore, events: Sequence[LinkEventBase]
+) -> set[str]:
+    """Links' events into `views`, in order, version-checked: the projection's writes, and the
+    replay's into its shadow table. Call inside a transaction (it locks the links' rows).
+    Answers the links whose rows changed."""
+    created = await views.lock_created_at(connection, {event.share_id for event in events})
+    return await views.put_views(connection, view_writes(events, created))
 
 
 def next_offsets(deliveries: Sequence[Delivery[ProjectedEvent]]) -> dict[Partition, int]:
@@ -153,7 +157,8 @@ def follow_share_events(
             metrics=runtime.consumer_metrics,
         )
     )
-    runtime.run_in_background(
-        f"{group}-lag", lambda: watch_lag(settings, progress, projection.group, topics, lag)
-    )
+    if runtime.runs("consumers"):  # measured by the processes that run the group
+        runtime.run_in_background(
+            f"{group}-lag", lambda: watch_lag(settings, progress, projection.group, topics, lag)
+        )
     return projection
