@@ -21,6 +21,12 @@ DEAD_LETTER_HEADERS = {
     "x-dlq-group": "The consumer group that gave up.",
     "x-dlq-failed-at": "When it gave up (RFC 3339).",
 }
+# Only on a letter for a record too large to copy (servicekit.consumer.DLQ_OMITTED).
+DEAD_LETTER_OMITTED_HEADER = {
+    "x-dlq-value-omitted": "Present when the record was too large to copy: its size. The letter"
+    " then has an empty value and none of the original headers; the record stays at its source"
+    " offset (the topics keep their records forever).",
+}
 DEAD_LETTER_NOTE = " Headers: " + ", ".join(f"`{header}`" for header in DEAD_LETTER_HEADERS) + "."
 
 
@@ -119,11 +125,15 @@ def _dead_letter_message() -> Any:
             "required": list(DEAD_LETTER_HEADERS),
             "properties": {
                 header: {"type": "string", "description": description}
-                for header, description in DEAD_LETTER_HEADERS.items()
+                for header, description in {
+                    **DEAD_LETTER_HEADERS,
+                    **DEAD_LETTER_OMITTED_HEADER,
+                }.items()
             },
         },
         "payload": {
             "description": "The source record's value, byte for byte; possibly not valid JSON."
+            " Empty when `x-dlq-value-omitted` is present."
         },
         "bindings": {"kafka": _key_binding("the source record's key")},
     }

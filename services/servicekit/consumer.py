@@ -23,6 +23,7 @@ from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter
 
@@ -174,6 +175,8 @@ class ConsumerGroup(Generic[E]):
             listener=self.tracker,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            parser=parse_leniently,
+            decoder=leave_undecoded,
         )
         subscriber(self.on_batch)
 
@@ -326,6 +329,37 @@ def consumer_span(
                     "messaging.batch.message_count": len(records)},
     ):  # fmt: skip
         yield None if context is None else replace(context, traceparent=current_traceparent())
+
+
+Records = tuple[ConsumerRecord[bytes, bytes], ...]
+
+
+async def parse_leniently(
+    records: Records, parse_batch: Callable[[Records], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """faststream reads every header of a batch as UTF-8 before any handler runs: one stray byte
+    or null header would fail the whole batch, which is then never handled nor dead-lettered,
+    and the next batch's commit skips it. It parses copies with readable headers; the handler
+    gets the records as they came."""
+    message = await parse_batch(tuple(map(_with_readable_headers, records)))
+    message.raw_message = records
+    return message
+
+
+async def leave_undecoded(message: StreamMessage[Any]) -> Any:
+    """Each record is decoded by the group's own decoder, with its topic's contract. faststream's
+    JSON decoding of every body would be wasted work, and it fails the whole batch on a body
+    nested too deep or not matching its `content-type` header."""
+    return message.body
+
+
+def _with_readable_headers(record: ConsumerRecord[bytes, bytes]) -> ConsumerRecord[bytes, bytes]:
+    if not record.headers:
+        return record
+    readable = [
+        (key, (value or b"").decode(errors="replace").encode()) for key, value in record.headers
+    ]
+    return record if readable == list(record.headers) else replace(record, headers=readable)
 
 
 def _reason(error: BaseException) -> str:

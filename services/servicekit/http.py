@@ -17,6 +17,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.auth import AuthError
@@ -68,7 +69,52 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {error.get('msg', 'invalid')}"
 
 
+class RequestProblem(BaseModel):
+    loc: list[str | int] = Field(description="Where: the part of the request, then the field.")
+    msg: str = Field(description="What is wrong there.")
+
+
+class RequestRejected(BaseModel):
+    """The body of every 422: the request is not valid."""
+
+    detail: str = Field(description="Every problem, in one sentence.")
+    errors: list[RequestProblem]
+
+
+SCHEMA_REF = "#/components/schemas/{model}"
+
+
+def document_rejections(app: FastAPI) -> None:
+    """FastAPI documents every 422 with its own default body; `invalid_request` answers
+    `RequestRejected`, and the OpenAPI document must say so (clients are generated from it)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for default in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(default, None)
+        rejected = RequestRejected.model_json_schema(ref_template=SCHEMA_REF)
+        schemas.update(rejected.pop("$defs", {}))
+        schemas[RequestRejected.__name__] = rejected
+        reference = {"$ref": SCHEMA_REF.format(model=RequestRejected.__name__)}
+        for methods in document.get("paths", {}).values():
+            for operation in methods.values():
+                if "422" in operation.get("responses", {}):
+                    operation["responses"]["422"]["content"] = {
+                        "application/json": {"schema": reference}
+                    }
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_rejections(app)
+
     @app.exception_handler(AuthError)
     async def auth_error(_: Request, error: AuthError) -> JSONResponse:
         body: dict[str, str] = {"detail": error.detail}
@@ -81,7 +127,7 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = [_describe(item) for item in error.errors()]
         return JSONResponse(
             {"detail": "The request is not valid: " + "; ".join(problems) + ".",
-             "errors": [{"loc": list(item.get("loc", ())), "msg": item.get("msg")} for item in error.errors()]},
+             "errors": [{"loc": list(item.get("loc", ())), "msg": str(item.get("msg", "invalid"))} for item in error.errors()]},
             status_code=422,
         )  # fmt: skip
 

@@ -108,7 +108,8 @@ class PolicyView:
             )
 
     async def _last_committed_offset(self, within: float) -> int:
-        """Offset of the newest committed record (not a transaction marker) in settings.events."""
+        """Offset of the newest committed settings event (not a transaction marker, nor a record
+        that is not an event) in settings.events."""
         partition = TopicPartition(self.settings.topic(SETTINGS_EVENTS), 0)
         async with self._probe_lock:
             probe = await self._probe_consumer(partition)
@@ -126,7 +127,10 @@ class PolicyView:
                     batch = await probe.getmany(partition, timeout_ms=wait_ms)
                     if not batch:
                         break  # only transaction markers (or aborted records) remain
-                    last = max(last, *(record.offset for record in batch[partition]))
+                    # A record no view can apply is dead-lettered, its offset never applied:
+                    # waiting for it would hold every caller until a valid event came after it.
+                    events = (r.offset for r in batch[partition] if is_settings_event(r))
+                    last = max(last, *events)
                     wait_ms = 50
                 if last >= 0 or start == 0:
                     return last
@@ -175,6 +179,14 @@ def decode_settings_event(record: ConsumerRecord[bytes, bytes]) -> SettingsEvent
     except ContractViolation as error:
         raise Unprocessable(str(error)) from error
     return event  # type: ignore[return-value]
+
+
+def is_settings_event(record: ConsumerRecord[bytes, bytes]) -> bool:
+    try:
+        decode_settings_event(record)
+    except Unprocessable:
+        return False
+    return True
 
 
 def _next(policy: Policy, delivery: Delivery[SettingsEvent]) -> Policy:
