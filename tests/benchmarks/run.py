@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from tests.benchmarks import command_throughput, read_path, relay_throughput
+from tests.benchmarks import command_throughput, read_path, relay_throughput, replay_speed
 from tests.benchmarks.infrastructure import ROOT, bench_infrastructure
 from tests.benchmarks.report import Report
 
-BENCHMARKS = (read_path, command_throughput, relay_throughput)
+BENCHMARKS = (read_path, command_throughput, relay_throughput, replay_speed)
 
 
 def main() -> None:
