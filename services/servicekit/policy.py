@@ -17,9 +17,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from contracts import ContractViolation, SettingsEvent, decode_event
-from contracts.topics import SETTINGS_EVENTS, dead_letter_topic
+from contracts.topics import SETTINGS_EVENTS
 from servicekit.config import ServiceSettings
-from servicekit.consumer import ConsumerGroup, Delivery, Unprocessable
+from servicekit.consumer import Delivery, Unprocessable
 from servicekit.runtime import ServiceRuntime
 
 POLL_SECONDS = 0.02
@@ -158,18 +158,7 @@ async def follow_policy(runtime: ServiceRuntime, group: str, schema: str) -> Pol
     `broker.start()`."""
     view = PolicyView(runtime.pool, schema, runtime.settings)
     await view.create_table()
-    settings = runtime.settings
-    runtime.add_consumer(
-        ConsumerGroup(
-            group=settings.group(group),
-            dead_letters=settings.topic(dead_letter_topic(group)),
-            topics=[settings.topic(SETTINGS_EVENTS)],
-            decode=decode_settings_event,
-            handle=view.apply,
-            broker=runtime.broker,
-            metrics=runtime.consumer_metrics,
-        )
-    )
+    runtime.follow(group, [SETTINGS_EVENTS], decode_settings_event, view.apply)
     return view
 
 

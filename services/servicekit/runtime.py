@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
-from contracts.topics import max_message_bytes
+from contracts.topics import dead_letter_topic, max_message_bytes
 from servicekit.config import Role, ServiceSettings
-from servicekit.consumer import ConsumerGroup, ConsumerMetrics
+from servicekit.consumer import BatchHandler, ConsumerGroup, ConsumerMetrics, Decoder
 from servicekit.http import (
     Readiness,
     RequestMetrics,
@@ -30,6 +30,7 @@ from servicekit.structured_logging import BROKER_LOGGER, configure_logging
 from servicekit.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
+E = TypeVar("E")
 
 
 @dataclass
@@ -55,6 +56,31 @@ class ServiceRuntime:
             return
         group.subscribe(self.settings, max_records=max_records)
         self.readiness.add(f"consumer:{group.group}", group.readiness)
+
+    def follow(
+        self,
+        group: str,
+        topics: Sequence[str],
+        decode: Decoder[E],
+        handle: BatchHandler[E],
+        *,
+        dead_letters_of: str | None = None,
+        max_records: int = 500,
+    ) -> ConsumerGroup[E]:
+        """A consumer group by its contract names (INTERFACE.md §5), prefixed as configured,
+        dead-lettering to `dlq.<group>` (or `dlq.<dead_letters_of>`), subscribed as
+        `add_consumer` does."""
+        consumer = ConsumerGroup(
+            group=self.settings.group(group),
+            dead_letters=self.settings.topic(dead_letter_topic(dead_letters_of or group)),
+            topics=[self.settings.topic(topic) for topic in topics],
+            decode=decode,
+            handle=handle,
+            broker=self.broker,
+            metrics=self.consumer_metrics,
+        )
+        self.add_consumer(consumer, max_records=max_records)
+        return consumer
 
     def start_relay(self, relay: OutboxRelay) -> None:
         """Run the outbox relay, in a process with the `relay` role (others leave it to theirs:

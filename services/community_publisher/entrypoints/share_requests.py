@@ -17,8 +17,8 @@ import contracts
 from community_publisher.application.publishing import CommunityPublisher
 from community_publisher.config import CommunityPublisherSettings
 from community_publisher.domain.upload_request import UploadRequest
-from contracts.topics import COMMUNITY_PUBLISHER_GROUP, SHARE_EVENTS, dead_letter_topic
-from servicekit.consumer import ConsumerGroup, Delivery, Unprocessable, is_transient
+from contracts.topics import COMMUNITY_PUBLISHER_GROUP, SHARE_EVENTS
+from servicekit.consumer import Delivery, Unprocessable, is_transient
 from servicekit.message_context import MessageContext, using_context
 from servicekit.runtime import ServiceRuntime
 
@@ -81,14 +81,8 @@ def follow_share_requests(
     runtime: ServiceRuntime, settings: CommunityPublisherSettings, requests: ShareRequests
 ) -> None:
     """Subscribe the community-publisher group; call before `broker.start()`."""
-    group = ConsumerGroup(
-        group=settings.group(COMMUNITY_PUBLISHER_GROUP),
-        dead_letters=settings.topic(dead_letter_topic(COMMUNITY_PUBLISHER_GROUP)),
-        topics=[settings.topic(SHARE_EVENTS)],
-        decode=decode_share_request,
-        handle=requests.handle,
-        broker=runtime.broker,
-        metrics=runtime.consumer_metrics,
-    )
     # Small batches: uploads are slow, and a batch must finish within max.poll.interval.
-    runtime.add_consumer(group, max_records=settings.max_requests_per_batch)
+    runtime.follow(
+        COMMUNITY_PUBLISHER_GROUP, [SHARE_EVENTS], decode_share_request, requests.handle,
+        max_records=settings.max_requests_per_batch,
+    )  # fmt: skip

@@ -16,8 +16,8 @@ from aiokafka import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter
 
 import contracts
-from contracts.topics import CHAT_EVENTS, CHAT_MIRROR_GROUP, dead_letter_topic
-from servicekit.consumer import ConsumerGroup, Delivery, Unprocessable
+from contracts.topics import CHAT_EVENTS, CHAT_MIRROR_GROUP
+from servicekit.consumer import Delivery, Unprocessable
 from servicekit.message_context import using_context
 from servicekit.runtime import ServiceRuntime
 from share_service.adapters.chat_mirror_store import ChatMirrorStore
@@ -108,15 +108,4 @@ class ChatMirror:
 
 def follow_chats(runtime: ServiceRuntime, mirror: ChatMirror) -> None:
     """Subscribe the chat-mirror group; call before `broker.start()`."""
-    settings = runtime.settings
-    runtime.add_consumer(
-        ConsumerGroup(
-            group=settings.group(CHAT_MIRROR_GROUP),
-            dead_letters=settings.topic(dead_letter_topic(CHAT_MIRROR_GROUP)),
-            topics=[settings.topic(CHAT_EVENTS)],
-            decode=decode_chat_event,
-            handle=mirror.apply,
-            broker=runtime.broker,
-            metrics=runtime.consumer_metrics,
-        )
-    )
+    runtime.follow(CHAT_MIRROR_GROUP, [CHAT_EVENTS], decode_chat_event, mirror.apply)

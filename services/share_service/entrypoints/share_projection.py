@@ -20,10 +20,9 @@ from contracts.topics import (
     COMMUNITY_EVENTS,
     SHARE_EVENTS,
     SHARE_PROJECTION_GROUP,
-    dead_letter_topic,
 )
 from servicekit.config import ServiceSettings
-from servicekit.consumer import ConsumerGroup, Delivery, Unprocessable
+from servicekit.consumer import Delivery, Unprocessable
 from servicekit.runtime import ServiceRuntime
 from share_service.adapters.community_request_store import CommunityRequestStore
 from share_service.adapters.projection_progress import Partition, ProjectionProgress
@@ -146,17 +145,10 @@ def follow_share_events(
     topics = [settings.topic(SHARE_EVENTS), settings.topic(COMMUNITY_EVENTS)]
     lag = ProjectionLag(runtime.registry)
     projection = ShareProjection(views, progress, requests, settings.group(group), lag)
-    runtime.add_consumer(
-        ConsumerGroup(
-            group=projection.group,
-            dead_letters=settings.topic(dead_letter_topic(SHARE_PROJECTION_GROUP)),
-            topics=topics,
-            decode=ProjectionDecoder(settings),
-            handle=projection.apply,
-            broker=runtime.broker,
-            metrics=runtime.consumer_metrics,
-        )
-    )
+    runtime.follow(
+        group, [SHARE_EVENTS, COMMUNITY_EVENTS], ProjectionDecoder(settings), projection.apply,
+        dead_letters_of=SHARE_PROJECTION_GROUP,
+    )  # fmt: skip
     if runtime.runs("consumers"):  # measured by the processes that run the group
         runtime.run_in_background(
             f"{group}-lag", lambda: watch_lag(settings, progress, projection.group, topics, lag)
