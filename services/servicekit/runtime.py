@@ -127,7 +127,9 @@ async def open_runtime(
 ) -> AsyncIterator[ServiceRuntime]:
     """Connect, yield, and close in reverse order; the caller registers subscribers before
     `broker.start()` is called by `start_runtime`."""
-    pool = await asyncpg.create_pool(settings.database_dsn, min_size=1, max_size=10, timeout=10)
+    pool = await asyncpg.create_pool(
+        settings.database_dsn, min_size=1, max_size=10, timeout=10, reset=_reset_if_in_transaction
+    )
     runtime = ServiceRuntime(settings, pool, broker, readiness, registry, ConsumerMetrics(registry))
     readiness.add("postgresql", lambda: _postgres_ready(pool))
     readiness.add("kafka", lambda: _kafka_ready(broker))
@@ -139,6 +141,16 @@ async def open_runtime(
         await asyncio.gather(*runtime.background, return_exceptions=True)
         await broker.stop()
         await pool.close()
+
+
+async def _reset_if_in_transaction(connection: asyncpg.Connection) -> None:
+    """What a connection goes through on its way back to the pool. asyncpg's default resets the
+    whole session (advisory locks, cursors, LISTEN, settings): one more round trip on every
+    query of the hot paths. No code here leaves session state on a pooled connection (the
+    relay's lock has its own connection, SET is only ever LOCAL), so only a transaction left
+    open — by a cancelled task, say — needs undoing."""
+    if connection.is_in_transaction():
+        await connection.reset()
 
 
 async def _postgres_ready(pool: asyncpg.Pool) -> str | None:

@@ -105,6 +105,7 @@ def _save_batch(app: SharingApplication, decisions: list[Decision[Any]]) -> bool
     try:
         app.save(*aggregates)
     except Exception:  # each command is run again alone, and meets its own error there
+        app.forget(*aggregates)  # one of them was stale, perhaps: decide anew from the store
         log.warning("saving %d commands together failed; saving them one by one", len(decisions))
         return False
     return True
@@ -188,12 +189,9 @@ class GroupCommitter:
     async def _commit(self, batch: list[tuple[Decide, asyncio.Future[Any]]]) -> None:
         commands = [decide for decide, _ in batch]
         try:
-            # Deciding waits on PostgreSQL (loading aggregates): do it for the whole batch at
-            # once, in worker threads, then save the batch in one transaction.
-            decided = await asyncio.gather(
-                *(asyncio.to_thread(decide_one, decide) for decide in commands)
-            )
-            outcomes = await asyncio.to_thread(save_decided, self.app, commands, decided)
+            # Decisions mostly read the aggregate cache, not the database: decide the batch and
+            # save it in one trip to a worker thread.
+            outcomes = await asyncio.to_thread(commit_together, self.app, commands)
         except asyncio.CancelledError:
             for _, future in batch:
                 future.cancel()

@@ -3,6 +3,7 @@ per chat even under concurrent requests. Pure: no I/O."""
 
 from __future__ import annotations
 
+import copy
 import secrets
 from datetime import datetime
 from typing import Literal
@@ -144,6 +145,13 @@ class ShareLink(Aggregate):
         self.updated_at = self.created_on  # set from the creating event before __init__ runs
         self.deleted_reason: DeleteReason | None = None
         self.deleted_by: str | None = None
+
+    def __deepcopy__(self, memo: dict[int, object]) -> ShareLink:
+        """A copy for a command to change (eventsourcing copies cached aggregates): the snapshot
+        is shared, not copied, as nothing changes a snapshot in place; events replace it."""
+        clone = copy.copy(self)
+        clone._pending_events = [copy.deepcopy(event, memo) for event in self._pending_events]
+        return clone
 
     @property
     def created_at(self) -> datetime:

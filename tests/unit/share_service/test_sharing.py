@@ -368,7 +368,7 @@ def test_a_writer_with_a_stale_view_of_the_chat_reloads_and_shares_the_same_link
     load_then_let_the_other_tab_share_first = _before_first_load_returns(
         alice_tab, lambda: other_tab_result.append(alice_other_tab.share_chat(story.chat, "alice"))
     )
-    monkeypatch.setattr(alice_tab.repository, "get", load_then_let_the_other_tab_share_first)
+    monkeypatch.setattr(alice_tab, "_load", load_then_let_the_other_tab_share_first)
 
     shared = alice_tab.share_chat(story.chat, "alice")
 
@@ -386,8 +386,8 @@ def test_a_share_racing_a_delete_makes_a_new_link(
     story = kyoto_chat()
     old = alice.share_chat(story.chat, "alice").link
     monkeypatch.setattr(
-        alice.repository,
-        "get",
+        alice,
+        "_load",
         _before_first_load_returns(
             alice, lambda: admin.delete_link(old.share_id, "root", is_admin=True)
         ),
@@ -398,6 +398,76 @@ def test_a_share_racing_a_delete_makes_a_new_link(
     assert shared.created is True
     assert shared.link.share_id != old.share_id
     assert admin.live_link_of_chat("kyoto") == shared.link
+
+
+# Each replica keeps the aggregates it used in memory; another replica's writes make that copy
+# stale, and the replica must still answer as if it had read the store.
+
+
+def test_a_replica_whose_link_was_deleted_elsewhere_shares_anew(
+    open_sharing_app: OpenSharingApp,
+) -> None:
+    here, elsewhere = open_sharing_app(), open_sharing_app()
+    story = kyoto_chat()
+    old = here.share_chat(story.chat, "alice").link
+    elsewhere.delete_link(old.share_id, "alice", is_admin=False)
+
+    shared = here.share_chat(story.chat, "alice")
+
+    assert shared.created is True
+    assert shared.link.share_id != old.share_id
+    assert elsewhere.live_link_of_chat("kyoto") == shared.link
+    assert elsewhere.get_link(old.share_id) is None
+
+
+def test_a_replica_whose_link_was_updated_elsewhere_counts_on_from_the_stored_version(
+    open_sharing_app: OpenSharingApp,
+) -> None:
+    here, elsewhere = open_sharing_app(), open_sharing_app()
+    story = kyoto_chat()
+    link = here.share_chat(story.chat, "alice").link
+    story.say("And in autumn?")
+    elsewhere.update_snapshot(link.share_id, story.chat, "alice")
+    story.answer("Arashiyama, for the maples.")
+
+    updated = here.update_snapshot(link.share_id, story.chat, "alice")
+
+    assert updated.version == 3
+    assert visible_contents(updated.snapshot)[-1] == "Arashiyama, for the maples."
+    assert elsewhere.get_link(link.share_id) == updated
+
+
+def test_a_replica_cannot_update_or_delete_a_link_deleted_elsewhere(
+    open_sharing_app: OpenSharingApp,
+) -> None:
+    here, elsewhere = open_sharing_app(), open_sharing_app()
+    story = kyoto_chat()
+    link = here.share_chat(story.chat, "alice").link
+    elsewhere.delete_link(link.share_id, "root", is_admin=True)
+
+    with pytest.raises(LinkNotFound):
+        here.update_snapshot(link.share_id, story.chat, "alice")
+    with pytest.raises(LinkNotFound):
+        here.delete_link(link.share_id, "alice", is_admin=False)
+    link_events = [e for e in stored_events(here) if isinstance(e, ShareLink.Event)]
+    assert [type(e).__name__ for e in link_events] == ["ShareCreated", "LinkDeleted"]
+
+
+def test_a_replica_that_missed_a_new_link_deletes_it_and_frees_the_chat(
+    open_sharing_app: OpenSharingApp,
+) -> None:
+    here, elsewhere = open_sharing_app(), open_sharing_app()
+    story = kyoto_chat()
+    first = here.share_chat(story.chat, "alice").link
+    here.delete_link(first.share_id, "alice", is_admin=False)
+    second = elsewhere.share_chat(story.chat, "alice").link  # here still has the chat unshared
+
+    here.delete_link(second.share_id, "alice", is_admin=False)
+
+    assert elsewhere.live_link_of_chat("kyoto") is None
+    third = here.share_chat(story.chat, "alice")
+    assert third.created is True
+    assert elsewhere.live_link_of_chat("kyoto") == third.link
 
 
 def test_concurrent_first_shares_of_one_chat_make_one_link(
@@ -425,9 +495,9 @@ def test_concurrent_first_shares_of_one_chat_make_one_link(
 def _before_first_load_returns(
     app: SharingApplication, other_writer: Callable[[], object]
 ) -> Callable[..., Any]:
-    """A `repository.get` that lets another writer act once, right after this app's first
+    """A decision's load that lets another writer act once, right after this app's first
     load: the app then holds what was true a moment ago."""
-    load = app.repository.get
+    load = app._load
     done = threading.Event()
 
     def load_then_let_the_other_write(*args: Any, **kwargs: Any) -> Any:
