@@ -11,14 +11,12 @@ from aiokafka import ConsumerRecord
 
 from chatshare_cli.errors import NoSuchLetter
 from chatshare_cli.kafka_reads import read_until, topic_reader
-from contracts.topics import CHAT_MIRROR_GROUP, SHARE_PROJECTION_GROUP, dead_letter_topic
+from contracts.topics import dead_letter_topic
 
 if TYPE_CHECKING:
     from servicekit.config import ServiceSettings
 
 DLQ_HEADER_PREFIX = "x-dlq-"
-# The groups whose handlers the CLI can build to redrive their dead letters (redrive.py).
-REDRIVABLE = (SHARE_PROJECTION_GROUP, CHAT_MIRROR_GROUP)
 
 
 @dataclass(frozen=True)

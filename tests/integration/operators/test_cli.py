@@ -307,7 +307,7 @@ async def test_dead_letters_are_listed_shown_and_redriven_to_their_own_group(
     assert (bool(redriven_at[parked.ref]), redriven_at[poison.ref]) == (True, "")
 
     assert (await chatshare(settings, "dlq", "redrive", group)).code == 2
-    assert (await chatshare(settings, "dlq", "redrive", "community-publisher", "--all")).code == 2
+    assert (await chatshare(settings, "dlq", "redrive", "no-such-group", "--all")).code == 2
     assert (await chatshare(settings, "dlq", "list", "no-such-group")).code == 2
     assert (await chatshare(settings, "dlq", "show", group, "2:999")).code == 2
 
