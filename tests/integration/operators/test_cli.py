@@ -21,6 +21,7 @@ from chatshare_cli.stored_share_events import StoredShareEvents
 
 import contracts
 from contracts.topics import CHAT_MIRROR_GROUP, SHARE_EVENTS, SHARE_PROJECTION_GROUP
+from share_service.adapters.projection_progress import ProjectionProgress
 from share_service.config import ShareServiceSettings
 from tests.chat_feed import ChatFeed
 from tests.integration.operators.cli_runner import chatshare, start_cli
@@ -30,8 +31,11 @@ from tests.integration.share_service.share_harness import (
     PUBLIC_URL,
     LinkStory,
     ShareService,
+    community_request,
+    outcome,
     publish,
     running_share_service,
+    until_applied,
 )
 
 pytestmark = pytest.mark.integration
@@ -229,6 +233,62 @@ async def test_the_view_store_is_refed_from_kafka_into_a_wiped_table(
     assert (future.code, future.summary["events"]) == (0, 0)
     wrong = await chatshare(service.settings, "replay", "share-views", "--since", "0")
     assert wrong.code == 2
+
+
+REQUESTS = "share_service.community_requests"
+
+
+async def requests_rows(service: ShareService) -> dict[str, tuple[Any, ...]]:
+    found = await pool(service).fetch(
+        f"SELECT request_id, owner_id, status, community_url, reason FROM {REQUESTS}"
+    )
+    return {row["request_id"]: tuple(row)[1:] for row in found}
+
+
+async def test_community_request_statuses_are_refed_from_both_topics(
+    service: ShareService,
+) -> None:
+    settings = service.settings
+    published, rejected, waiting = (community_request("alice") for _ in range(3))
+    url = "https://community.example/c/7"
+    outcomes = [
+        outcome(contracts.CommunitySharePublished, published.request_id, community_id="7",
+                community_url=url),
+        outcome(contracts.CommunityShareRejected, rejected.request_id, reason="sharing was off"),
+    ]  # fmt: skip
+    progress = ProjectionProgress(pool(service), "share_service")
+    group = settings.group(SHARE_PROJECTION_GROUP)
+    await until_applied(progress, group, await publish(settings, [published, rejected, waiting]))
+    await asyncio.sleep(0.05)  # the outcomes' timestamps come after this moment
+    between = datetime.now(UTC)
+    await asyncio.sleep(0.05)
+    await until_applied(progress, group, await publish(settings, outcomes))
+    before = await requests_rows(service)
+    assert before == {
+        published.request_id: ("alice", "published", url, None),
+        rejected.request_id: ("alice", "rejected", None, "sharing was off"),
+        waiting.request_id: ("alice", "pending", None, None),
+    }
+    await pool(service).execute(f"DELETE FROM {REQUESTS}")
+
+    # --since applies to community.events too: only the outcomes are after `between`.
+    late = await chatshare(settings, "replay", "share-views", "--from-kafka",
+                           "--since", between.isoformat())  # fmt: skip
+    assert late.code == 0, late.stderr
+    assert (late.summary["events"], late.summary["requests"]) == (2, 2)
+    assert await requests_rows(service) == {
+        published.request_id: (None, "published", url, None),  # the owner comes with the request
+        rejected.request_id: (None, "rejected", None, "sharing was off"),
+    }
+    ran = await chatshare(settings, "replay", "share-views", "--from-kafka")
+    assert ran.code == 0, ran.stderr
+    assert (ran.summary["events"], ran.summary["requests"]) == (5, 3)
+    assert await requests_rows(service) == before
+    answer = await service.client.get(
+        f"/api/v1/community-shares/{published.request_id}", headers=ALICE
+    )
+    assert answer.json() == {"request_id": published.request_id, "status": "published",
+                             "community_url": url}  # fmt: skip
 
 
 async def dead_letters_of(service: ShareService, group: str, count: int) -> list[DeadLetter]:
