@@ -159,7 +159,8 @@ async def _redrive(
         log = RedriveLog(pool)
         await log.create_table()
         async with group_handler(group, config, pool) as handle:
-            return await Redrive(config.group(group), handle, log).letters(chosen, force=force)
+            redrive = Redrive(config.group(group), handle, log, config)
+            return await redrive.letters(chosen, force=force)
 
 
 def _key(letter: DeadLetter) -> str:

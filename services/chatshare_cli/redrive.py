@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 
 from chatshare_cli.dead_letters import DeadLetter
+from chatshare_cli.kafka_reads import read_until, topic_reader
+from servicekit.config import ServiceSettings
 from servicekit.consumer import Unprocessable, is_transient
 
 OPS_SCHEMA = "chatshare_ops"
@@ -70,10 +72,13 @@ class RedriveLog:
 
 
 class Redrive:
-    def __init__(self, group: str, handle: Handler, log: RedriveLog) -> None:
+    def __init__(
+        self, group: str, handle: Handler, log: RedriveLog, settings: ServiceSettings
+    ) -> None:
         self.group = group
         self.handle = handle
         self.log = log
+        self.settings = settings
 
     async def letters(self, letters: list[DeadLetter], *, force: bool) -> list[Redriven]:
         """Each letter in turn; a failure is reported and the next one tried."""
@@ -89,7 +94,7 @@ class Redrive:
 
     async def _one(self, letter: DeadLetter, *, forced: bool) -> Redriven:
         try:
-            await self.handle(letter.source_record())
+            await self.handle(await original_record(self.settings, letter))
         except Exception as error:
             if is_transient(error):
                 raise  # the infrastructure's fault, not the letter's: stop
@@ -97,3 +102,21 @@ class Redrive:
             return Redriven(letter.ref, "failed", f"{kind}: {error}")
         await self.log.record(letter, self.group, forced)
         return Redriven(letter.ref, "redriven")
+
+
+async def original_record(
+    settings: ServiceSettings, letter: DeadLetter
+) -> ConsumerRecord[bytes, bytes]:
+    """The record as the group received it: the letter's copy, or for a letter parked without
+    its value (too large to copy) the record itself, read again at the source offset the letter
+    names — event topics keep everything."""
+    wanted = letter.source_record()
+    if not letter.value_omitted:
+        return wanted
+    at = TopicPartition(wanted.topic, wanted.partition)
+    async with topic_reader(settings, [wanted.topic]) as (consumer, _):
+        async for batch, _ in read_until(consumer, {at: wanted.offset}, {at: wanted.offset + 1}):
+            for record in batch:
+                if record.offset == wanted.offset:
+                    return record
+    raise Unprocessable(f"{letter.source} holds no committed record to redrive")

@@ -21,6 +21,7 @@ from chatshare_cli.stored_share_events import StoredShareEvents
 
 import contracts
 from contracts.topics import CHAT_MIRROR_GROUP, SHARE_EVENTS, SHARE_PROJECTION_GROUP
+from servicekit.consumer import DLQ_OMITTED
 from share_service.adapters.projection_progress import ProjectionProgress
 from share_service.config import ShareServiceSettings
 from tests.chat_feed import ChatFeed
@@ -390,6 +391,39 @@ async def test_a_chat_event_that_came_too_early_is_redriven_to_the_chat_mirror(
     assert chat is not None
     assert chat.chat_version == 2
     assert [m.content for m in chat.messages.values()] == ["before its chat"]
+
+
+async def test_a_letter_parked_without_its_value_is_redriven_from_its_source_offset(
+    service: ShareService,
+) -> None:
+    """A record too large to copy is parked without its value, naming where it stays; the
+    redrive reads it there."""
+    settings, story = service.settings, LinkStory("alice")
+    ((topic, partition), end), *_ = (await publish(settings, [story.created("big")])).items()
+    await service.projection_applied(story.share_id, 1)
+    await pool(service).execute(f"DELETE FROM {VIEWS} WHERE share_id = $1", story.share_id)
+    headers = {
+        "x-dlq-source-topic": topic, "x-dlq-source-partition": str(partition),
+        "x-dlq-source-offset": str(end - 1), "x-dlq-group": settings.group(SHARE_PROJECTION_GROUP),
+        "x-dlq-reason": "PostgresError: the disk was full",
+        "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+        DLQ_OMITTED: "5000000 bytes and the headers, too large to copy: read them at the source",
+    }  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic(f"dlq.{SHARE_PROJECTION_GROUP}"), b"", key=story.share_id.encode(),
+            headers=[(name, value.encode()) for name, value in headers.items()],
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+    ran = await chatshare(settings, "dlq", "redrive", SHARE_PROJECTION_GROUP, "--all")
+    assert ran.code == 0, ran.stderr + ran.stdout
+    assert ran.summary["redriven"] == 1
+    answer = await service.client.get(f"/api/v1/shares/{story.share_id}", headers=BOB)
+    assert answer.status_code == 200
+    assert [m["content"] for m in answer.json()["messages"]] == ["big"]
 
 
 async def test_a_topic_is_tailed_decoded_with_keys_and_headers(service: ShareService) -> None:
