@@ -11,14 +11,13 @@ from aiokafka import ConsumerRecord
 
 from chatshare_cli.errors import NoSuchLetter
 from chatshare_cli.kafka_reads import read_until, topic_reader
-from contracts.topics import CHAT_MIRROR_GROUP, SHARE_PROJECTION_GROUP, dead_letter_topic
+from contracts.topics import dead_letter_topic
+from servicekit.consumer import DLQ_OMITTED
 
 if TYPE_CHECKING:
     from servicekit.config import ServiceSettings
 
 DLQ_HEADER_PREFIX = "x-dlq-"
-# The groups whose handlers the CLI can build to redrive their dead letters (redrive.py).
-REDRIVABLE = (SHARE_PROJECTION_GROUP, CHAT_MIRROR_GROUP)
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,11 @@ class DeadLetter:
     @property
     def reason(self) -> str:
         return self.headers.get("x-dlq-reason", "")
+
+    @property
+    def value_omitted(self) -> bool:
+        """Parked without its value and headers (too large to copy): they stay at the source."""
+        return DLQ_OMITTED in self.headers
 
     @property
     def failed_at(self) -> str:

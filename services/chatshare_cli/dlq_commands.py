@@ -24,7 +24,7 @@ from chatshare_cli.console import (
     settings,
     summary,
 )
-from chatshare_cli.dead_letters import REDRIVABLE, DeadLetter, find_letter, read_dead_letters
+from chatshare_cli.dead_letters import DeadLetter, find_letter, read_dead_letters
 from contracts.topics import CONSUMER_GROUPS, dead_letter_topic
 
 if TYPE_CHECKING:  # the redrive's handlers are built from the services' code: loaded when used
@@ -47,7 +47,9 @@ REDRIVE_HELP = help_text(f"""Hand dead letters back to the group that gave up on
 The record is not republished (its source topic's other groups would get it again): the CLI
 builds the group's own handler from the service's code and applies the record in-process, as
 the group would, version-checked and idempotent; the group's Kafka position does not move.
-Supported groups: {", ".join(REDRIVABLE)}.
+Every group can be redriven: {", ".join(CONSUMER_GROUPS)}. community-publisher uploads from
+this process (CHATSHARE_COMMUNITY_URL, CHATSHARE_COMMUNITY_TOKEN) while the policy allows it;
+its running relay publishes the outcome.
 
 Every redrive is recorded (chatshare_ops.dead_letter_redrives); a letter redriven once is
 refused again unless --force. With --all, letters redriven before are skipped (unless --force).
@@ -108,9 +110,7 @@ def redrive_letters(
 ) -> None:
     if (ref is None) == (not every):
         fail("give exactly one of --offset and --all", EXIT_USAGE)
-    if _known(group) not in REDRIVABLE:
-        fail(f"redrive supports {', '.join(REDRIVABLE)}; not {group}", EXIT_USAGE)
-    results = run(_redrive(settings(), group, ref, force=force))
+    results = run(_redrive(settings(), _known(group), ref, force=force))
     table = Table("partition:offset", "outcome", "detail")
     for result in results:
         table.add_row(result.ref, result.outcome, result.detail)
@@ -150,7 +150,8 @@ async def _redrive(
     config: ShareServiceSettings, group: str, ref: str | None, *, force: bool
 ) -> list[Redriven]:
 
-    from chatshare_cli.redrive import Redrive, RedriveLog, group_handler
+    from chatshare_cli.group_handlers import group_handler
+    from chatshare_cli.redrive import Redrive, RedriveLog
 
     letters = await read_dead_letters(config, group)
     chosen = [find_letter(letters, ref)] if ref is not None else letters
@@ -158,7 +159,8 @@ async def _redrive(
         log = RedriveLog(pool)
         await log.create_table()
         async with group_handler(group, config, pool) as handle:
-            return await Redrive(config.group(group), handle, log).letters(chosen, force=force)
+            redrive = Redrive(config.group(group), handle, log, config)
+            return await redrive.letters(chosen, force=force)
 
 
 def _key(letter: DeadLetter) -> str:

@@ -1,11 +1,14 @@
-"""`chatshare replay share-views --from-kafka`: the view store re-fed from `share.events` instead
-of the event store, into the live table, from an offset or a time.
+"""`chatshare replay share-views --from-kafka`: the view store re-fed from the topics the
+`share-projection` group reads — `share.events` (links' views, community requests) and
+`community.events` (the requests' outcomes) — instead of the event store, into the live tables,
+from an offset or a time.
 
-A consumer of no group reads every partition up to the end it had when it started and applies
-each batch with the projection's own code (`apply_share_events`): the writes are version-checked,
-so a re-feed of what the store already reflects changes nothing. The `share-projection` group's
-position is not touched. Records that are no event (the projection dead-lettered them) are
-counted and skipped.
+A consumer of no group reads every partition of both topics up to the end it had when it started
+and applies each batch with the projection's own code (`apply_share_events`): the writes are
+version-checked or idempotent, and an outcome read before its request is kept (the request then
+only fills in its owner), so a re-feed of what the store already reflects changes nothing. The
+`share-projection` group's position is not touched. Records that are no event (the projection
+dead-lettered them) are counted and skipped.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from aiokafka import ConsumerRecord
 
 from chatshare_cli.kafka_reads import read_until, start_offsets, topic_reader
 from contracts.share_events import LinkEventBase
-from contracts.topics import SHARE_EVENTS
+from contracts.topics import GROUP_TOPICS, SHARE_PROJECTION_GROUP
 from servicekit.config import ServiceSettings
 from servicekit.consumer import Unprocessable
 from share_service.adapters.community_request_store import CommunityRequestStore
@@ -42,13 +45,14 @@ class RefeedOutcome:
     events: int = 0  # records applied
     skipped: int = 0  # records that are no event of the topic
     links: set[str] = field(default_factory=set)  # links whose events were applied
+    requests: set[str] = field(default_factory=set)  # community requests whose events were read
     changed: set[str] = field(default_factory=set)  # links whose rows the re-feed changed
     seconds: float = 0.0
 
     def summary(self) -> dict[str, object]:
         return {
-            "views": len(self.links), "changed": len(self.changed), "events": self.events,
-            "skipped": self.skipped, "seconds": round(self.seconds, 3), "source": "kafka",
+            "views": len(self.links), "changed": len(self.changed),
+            "requests": len(self.requests), "events": self.events, "skipped": self.skipped, "seconds": round(self.seconds, 3), "source": "kafka",
         }  # fmt: skip
 
 
@@ -66,8 +70,8 @@ class KafkaRefeed:
         started = time.perf_counter()
         await self.views.create_table()
         await self.requests.create_table()
-        topic = self.settings.topic(SHARE_EVENTS)
-        async with topic_reader(self.settings, [topic]) as (consumer, partitions):
+        topics = [self.settings.topic(name) for name in GROUP_TOPICS[SHARE_PROJECTION_GROUP]]
+        async with topic_reader(self.settings, topics) as (consumer, partitions):
             starts = await start_offsets(consumer, partitions, since)
             ends = await consumer.end_offsets(partitions)
             total = sum(ends[tp] - starts[tp] for tp in partitions)
@@ -90,4 +94,8 @@ class KafkaRefeed:
             changed = await apply_share_events(connection, self.views, self.requests, events)
         self.outcome.events += len(events)
         self.outcome.changed |= changed
-        self.outcome.links |= {e.share_id for e in events if isinstance(e, LinkEventBase)}
+        for event in events:
+            if isinstance(event, LinkEventBase):
+                self.outcome.links.add(event.share_id)
+            else:
+                self.outcome.requests.add(event.request_id)

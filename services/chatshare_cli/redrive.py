@@ -2,8 +2,9 @@
 group alone.
 
 Republishing to the source topic would deliver it to every group of that topic again. Instead the
-CLI builds the group's own handler from the service's code (its decoder and the batch handler its
-consumer runs) and applies the record in-process, as one batch of one: every handler is
+CLI builds the group's own handler from the service's code (`group_handlers.py`: its decoder and
+the batch handler its consumer runs) and applies the record in-process, as one batch of one:
+every handler is
 idempotent and version-checked, so this is safe beside the running group. The group's Kafka
 position is not touched. Each redrive is recorded in `chatshare_ops.dead_letter_redrives`; a
 letter redriven once is refused again unless forced.
@@ -11,28 +12,20 @@ letter redriven once is refused again unless forced.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from aiokafka import ConsumerRecord
-from prometheus_client import CollectorRegistry
+from aiokafka import ConsumerRecord, TopicPartition
 
 from chatshare_cli.dead_letters import DeadLetter
-from contracts.topics import CHAT_MIRROR_GROUP, SHARE_PROJECTION_GROUP
-from servicekit.consumer import Delivery, Unprocessable, is_transient
-from share_service.adapters.chat_mirror_store import ChatMirrorStore
-from share_service.adapters.community_request_store import CommunityRequestStore
-from share_service.adapters.view_store import LinkRow, ShareViewStore
-from share_service.bootstrap import EVENT_STORE_SCHEMA, open_sharing_application
-from share_service.config import ShareServiceSettings
-from share_service.entrypoints.chat_mirror import ChatMirror, decode_chat_event
-from share_service.entrypoints.share_projection import ProjectionDecoder, apply_share_events
+from chatshare_cli.kafka_reads import read_until, topic_reader
+from servicekit.config import ServiceSettings
+from servicekit.consumer import Unprocessable, is_transient
 
 OPS_SCHEMA = "chatshare_ops"
+# A group's handler given one record (group_handlers.py builds them).
 Handler = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
 
@@ -79,10 +72,13 @@ class RedriveLog:
 
 
 class Redrive:
-    def __init__(self, group: str, handle: Handler, log: RedriveLog) -> None:
+    def __init__(
+        self, group: str, handle: Handler, log: RedriveLog, settings: ServiceSettings
+    ) -> None:
         self.group = group
         self.handle = handle
         self.log = log
+        self.settings = settings
 
     async def letters(self, letters: list[DeadLetter], *, force: bool) -> list[Redriven]:
         """Each letter in turn; a failure is reported and the next one tried."""
@@ -98,7 +94,7 @@ class Redrive:
 
     async def _one(self, letter: DeadLetter, *, forced: bool) -> Redriven:
         try:
-            await self.handle(letter.source_record())
+            await self.handle(await original_record(self.settings, letter))
         except Exception as error:
             if is_transient(error):
                 raise  # the infrastructure's fault, not the letter's: stop
@@ -108,55 +104,19 @@ class Redrive:
         return Redriven(letter.ref, "redriven")
 
 
-@asynccontextmanager
-async def group_handler(
-    group: str, settings: ShareServiceSettings, pool: asyncpg.Pool
-) -> AsyncIterator[Handler]:
-    """The handler of `group` (one of REDRIVABLE), built from its service's code."""
-    if group == SHARE_PROJECTION_GROUP:
-        yield share_projection_handler(settings, pool)
-    elif group == CHAT_MIRROR_GROUP:
-        async with chat_mirror_handler(settings, pool) as handle:
-            yield handle
-    else:
-        raise KeyError(f"no redrive for the group {group!r}")
-
-
-def share_projection_handler(settings: ShareServiceSettings, pool: asyncpg.Pool) -> Handler:
-    decode = ProjectionDecoder(settings)
-    views = ShareViewStore(pool, EVENT_STORE_SCHEMA)
-    requests = CommunityRequestStore(pool, EVENT_STORE_SCHEMA)
-
-    async def handle(record: ConsumerRecord[bytes, bytes]) -> None:
-        event = decode(record)
-        async with pool.acquire() as connection, connection.transaction():
-            await apply_share_events(connection, views, requests, [event])
-
-    return handle
-
-
-@asynccontextmanager
-async def chat_mirror_handler(
-    settings: ShareServiceSettings, pool: asyncpg.Pool
-) -> AsyncIterator[Handler]:
-    """ChatMirror's handler; a redriven `ChatDeleted` kills the chat's live link as the service
-    does (the command in share_service's application, then the view's tombstone)."""
-    views = ShareViewStore(pool, EVENT_STORE_SCHEMA)
-    sharing = await asyncio.to_thread(open_sharing_application, settings)
-
-    async def links_die_with_chat(chat_id: str) -> None:
-        for link in await asyncio.to_thread(sharing.delete_links_of_chat, chat_id):
-            row = LinkRow(link.share_id, link.chat_id, link.version, link.created_at,
-                          link.updated_at)  # fmt: skip
-            await views.put_tombstone(row, link.owner_id)
-
-    mirror = ChatMirror(ChatMirrorStore(pool, EVENT_STORE_SCHEMA), links_die_with_chat,
-                        CollectorRegistry())  # fmt: skip
-
-    async def handle(record: ConsumerRecord[bytes, bytes]) -> None:
-        await mirror.apply([Delivery(decode_chat_event(record), record)])
-
-    try:
-        yield handle
-    finally:
-        await asyncio.to_thread(sharing.close)
+async def original_record(
+    settings: ServiceSettings, letter: DeadLetter
+) -> ConsumerRecord[bytes, bytes]:
+    """The record as the group received it: the letter's copy, or for a letter parked without
+    its value (too large to copy) the record itself, read again at the source offset the letter
+    names — event topics keep everything."""
+    wanted = letter.source_record()
+    if not letter.value_omitted:
+        return wanted
+    at = TopicPartition(wanted.topic, wanted.partition)
+    async with topic_reader(settings, [wanted.topic]) as (consumer, _):
+        async for batch, _ in read_until(consumer, {at: wanted.offset}, {at: wanted.offset + 1}):
+            for record in batch:
+                if record.offset == wanted.offset:
+                    return record
+    raise Unprocessable(f"{letter.source} holds no committed record to redrive")

@@ -49,11 +49,14 @@ running projection (its version-checked writes make any overlap harmless).
 
 --dry-run compares without swapping and prints the differences.
 
---from-kafka re-feeds the LIVE table from share.events instead (a consumer of no group, so
-no group's position moves), from --since: an offset on every partition, or an ISO 8601 time.
+--from-kafka re-feeds the LIVE tables instead from the topics the share-projection group
+reads: share.events (the links' views) and community.events (community-request status), with
+a consumer of no group, so no group's position moves; from --since on each of them: an offset
+on every partition, or an ISO 8601 time.
 
 The last line printed is one JSON object: views (rows rebuilt), changed (rows that differed
-from the live table; with --from-kafka, rows the re-feed changed), events, seconds.
+from the live table; with --from-kafka, rows the re-feed changed, and requests: community
+requests whose events were applied), events, seconds.
 
 {EXIT_CODES_HELP}""")
 
@@ -64,7 +67,10 @@ def share_views(
         bool, typer.Option("--dry-run", help="Compare only; exit 3 if any row differs.")
     ] = False,
     from_kafka: Annotated[
-        bool, typer.Option("--from-kafka", help="Re-feed the live table from share.events.")
+        bool,
+        typer.Option(
+            "--from-kafka", help="Re-feed the live tables from share.events and community.events."
+        ),
     ] = False,
     since: Annotated[
         str | None,
@@ -139,7 +145,9 @@ async def _refeed(config: ShareServiceSettings, since: int | datetime | None) ->
 
     async with database(config) as pool:
         with progress_bar() as bar:
-            task = bar.add_task("re-feeding share views from share.events", total=None, note="")
+            task = bar.add_task(
+                "re-feeding share views from share.events and community.events", total=None, note=""
+            )
 
             def on_progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total, note="records")

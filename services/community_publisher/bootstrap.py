@@ -7,7 +7,7 @@ The only place adapters are built; `create_app` is the uvicorn factory and tests
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
@@ -41,9 +41,10 @@ def new_publisher(
     records: UploadRecords,
     policy: PolicyView,
     site: CommunitySiteClient,
-    relay: OutboxRelay,
     metrics: PublisherMetrics,
+    after_record: Callable[[], None],
 ) -> CommunityPublisher:
+    """The publisher as the community-publisher group runs it (and `chatshare dlq redrive`)."""
     return CommunityPublisher(
         records=records,
         policy=policy,
@@ -56,7 +57,7 @@ def new_publisher(
         metrics=metrics,
         instance_id=settings.instance_id,
         policy_wait_seconds=settings.policy_wait_seconds,
-        after_record=relay.notify,
+        after_record=after_record,
     )
 
 
@@ -76,7 +77,7 @@ async def wire(
         RelayMetrics(runtime.registry),
     )
     metrics = PublisherMetrics(runtime.registry)
-    publisher = new_publisher(settings, records, policy, site, relay, metrics)
+    publisher = new_publisher(settings, records, policy, site, metrics, relay.notify)
     follow_share_requests(runtime, settings, ShareRequests(publisher, settings.upload_concurrency))
     runtime.start_relay(relay)
     return policy

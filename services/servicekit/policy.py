@@ -31,6 +31,17 @@ class Policy:
     tts_enabled: bool = False
     policy_version: int = 0
     kafka_offset: int = -1  # of the last settings.events record applied
+    # The version that last set each switch: an older event of one switch (a dead letter
+    # redriven after newer events of the other) still sets it, and a repeat changes nothing.
+    community_sharing_version: int = 0
+    tts_version: int = 0
+
+
+# Rows written before the per-switch versions existed have them NULL: their policy_version.
+POLICY_COLUMNS = (
+    "community_sharing_enabled, tts_enabled, policy_version, kafka_offset,"
+    " coalesce(community_sharing_version, policy_version), coalesce(tts_version, policy_version)"
+)
 
 
 class PolicyUnknown(Exception):
@@ -59,12 +70,14 @@ class PolicyView:
                 " policy_version bigint NOT NULL, kafka_offset bigint NOT NULL,"
                 " updated_at timestamptz NOT NULL DEFAULT now())"
             )
+            await connection.execute(
+                f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS community_sharing_version"
+                " bigint, ADD COLUMN IF NOT EXISTS tts_version bigint"
+            )
 
     async def current(self) -> Policy:
         """Off, at version 0, until the first policy event is seen."""
-        row = await self.pool.fetchrow(
-            f"SELECT community_sharing_enabled, tts_enabled, policy_version, kafka_offset FROM {self.table}"
-        )
+        row = await self.pool.fetchrow(f"SELECT {POLICY_COLUMNS} FROM {self.table}")
         return Policy(*row) if row else Policy()
 
     async def wait_for_version(self, version: int, within: float) -> Policy:
@@ -86,26 +99,23 @@ class PolicyView:
         return policy
 
     async def apply(self, deliveries: Sequence[Delivery[SettingsEvent]]) -> None:
-        """The consumer group's handler: apply in order; a version at or below ours is a repeat."""
+        """The consumer group's handler (and `chatshare dlq redrive`'s): apply in order; an event
+        at or below the version that last set its switch is a repeat."""
         async with self.pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(
-                f"SELECT community_sharing_enabled, tts_enabled, policy_version, kafka_offset"
-                f" FROM {self.table} FOR UPDATE"
-            )
+            row = await connection.fetchrow(f"SELECT {POLICY_COLUMNS} FROM {self.table} FOR UPDATE")
             policy = Policy(*row) if row else Policy()
             for delivery in deliveries:
                 policy = _next(policy, delivery)
             await connection.execute(
                 f"INSERT INTO {self.table} AS v (community_sharing_enabled, tts_enabled,"
-                " policy_version, kafka_offset) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (singleton) DO UPDATE SET"
+                " policy_version, kafka_offset, community_sharing_version, tts_version)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (singleton) DO UPDATE SET"
                 " community_sharing_enabled = $1, tts_enabled = $2, policy_version = $3,"
-                " kafka_offset = GREATEST(v.kafka_offset, $4), updated_at = now()",
-                policy.community_sharing_enabled,
-                policy.tts_enabled,
-                policy.policy_version,
-                policy.kafka_offset,
-            )
+                " kafka_offset = GREATEST(v.kafka_offset, $4), community_sharing_version = $5,"
+                " tts_version = $6, updated_at = now()",
+                policy.community_sharing_enabled, policy.tts_enabled, policy.policy_version,
+                policy.kafka_offset, policy.community_sharing_version, policy.tts_version,
+            )  # fmt: skip
 
     async def _last_committed_offset(self, within: float) -> int:
         """Offset of the newest committed settings event (not a transaction marker, nor a record
@@ -179,10 +189,13 @@ def is_settings_event(record: ConsumerRecord[bytes, bytes]) -> bool:
 
 
 def _next(policy: Policy, delivery: Delivery[SettingsEvent]) -> Policy:
-    event = delivery.event
-    offset = max(policy.kafka_offset, delivery.record.offset)
-    if event.policy_version <= policy.policy_version:  # a repeat: only the position moves
-        return replace(policy, kafka_offset=offset)
-    if event.setting == "community_sharing":
-        return Policy(event.value, policy.tts_enabled, event.policy_version, offset)
-    return Policy(policy.community_sharing_enabled, event.value, event.policy_version, offset)
+    event, version = delivery.event, delivery.event.policy_version
+    moved = replace(policy, kafka_offset=max(policy.kafka_offset, delivery.record.offset))
+    sharing = event.setting == "community_sharing"
+    if version <= (policy.community_sharing_version if sharing else policy.tts_version):
+        return moved  # a repeat: only the position moves
+    newest = max(policy.policy_version, version)
+    if sharing:
+        return replace(moved, community_sharing_enabled=event.value, policy_version=newest,
+                       community_sharing_version=version)  # fmt: skip
+    return replace(moved, tts_enabled=event.value, policy_version=newest, tts_version=version)

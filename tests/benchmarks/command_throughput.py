@@ -23,6 +23,7 @@ from devstack.services import ServiceSpec, start_service, wait_ready
 from devstack.topics import ensure_topics
 from tests.benchmarks.infrastructure import MAX_SNAPSHOT_BYTES, BenchInfrastructure
 from tests.benchmarks.load import LoadResult, run_wrk
+from tests.benchmarks.process_memory import stop_measured
 from tests.benchmarks.report import Figure, Report
 from tests.chat_feed import ChatFeed, send
 from tests.identities import make_token
@@ -139,8 +140,8 @@ def run(infra: BenchInfrastructure, report: Report) -> None:
         sampler.stop.set()
         gained = link_versions(database_url) - before
     finally:
-        process.stop()
-        worker_process.stop()
+        stop_measured(process, "share commands (API)", report.add_memory)
+        stop_measured(worker_process, "share commands (workers)", report.add_memory)
     raw = ServiceSpec("raw_insert", "tests.benchmarks.raw_insert_app:create_app", free_port(), "X")
     raw_process = start_raw(raw, env, home)
     try:
@@ -148,7 +149,7 @@ def run(infra: BenchInfrastructure, report: Report) -> None:
             raw.url, paths, token, method="POST", connections=CONNECTIONS, seconds=SECONDS
         )
     finally:
-        raw_process.stop()
+        stop_measured(raw_process, "share commands", report.add_memory)
     audit(measured, gained)
     report.add(Figure(
         "share commands over HTTP (16 connections)", "commands/s", measured.per_second,

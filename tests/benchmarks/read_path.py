@@ -23,6 +23,7 @@ from devstack.topics import ensure_topics
 from tests.benchmarks.command_throughput import start, start_raw
 from tests.benchmarks.infrastructure import MAX_SNAPSHOT_BYTES, BenchInfrastructure
 from tests.benchmarks.load import run_wrk
+from tests.benchmarks.process_memory import stop_measured
 from tests.benchmarks.report import Figure, Report
 from tests.chat_feed import ChatFeed, send
 from tests.identities import bearer, make_token
@@ -116,7 +117,7 @@ def run(infra: BenchInfrastructure, report: Report) -> None:
         reads = run_wrk(share.url, paths, make_token(READER), connections=32, seconds=15)
         fresh, floor = asyncio.run(freshness(share.url, feeds[LINKS:]))
     finally:
-        process.stop()
+        stop_measured(process, "read path", report.add_memory)
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(
             "CREATE TABLE raw_views AS SELECT share_id AS id, body FROM share_service.share_views"
@@ -127,7 +128,7 @@ def run(infra: BenchInfrastructure, report: Report) -> None:
     try:
         baseline = run_wrk(raw.url, paths, make_token(READER), connections=32, seconds=15)
     finally:
-        raw_process.stop()
+        stop_measured(raw_process, "read path", report.add_memory)
     report.add(Figure(
         "GET /api/v1/shares/{id} (32 connections)", "requests/s", reads.per_second,
         "bare uvicorn + asyncpg, same body by primary key", baseline.per_second, target_ratio=0.5,

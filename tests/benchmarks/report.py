@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from tests.benchmarks.process_memory import PeakMemory
+
 
 @dataclass
 class Figure:
@@ -41,11 +43,20 @@ class Figure:
 @dataclass
 class Report:
     figures: list[Figure] = field(default_factory=list)
+    memory: list[PeakMemory] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
     def add(self, figure: Figure) -> None:
         self.figures.append(figure)
         print(f"{figure.name}: {figure.value:,.1f} {figure.unit} vs {figure.baseline_name} "
               f"{figure.baseline:,.1f} → {figure.ratio:.2f}× {figure.verdict}", flush=True)  # fmt: skip
+
+    def add_failure(self, benchmark: str, error: BaseException) -> None:
+        self.failures.append(f"{benchmark}: {type(error).__name__}: {error}")
+
+    def add_memory(self, peak: PeakMemory) -> None:
+        self.memory.append(peak)
+        print(f"{peak.benchmark}: {peak.process} peak resident {_mib(peak)}", flush=True)
 
     def write(self, path: Path) -> None:
         lines = [
@@ -69,7 +80,37 @@ class Report:
                 f"| {f.name} | {f.value:,.1f} {f.unit} | {f.baseline_name}: {f.baseline:,.1f} {f.unit} "
                 f"| {f.ratio:.2f}× | {f.verdict} | {f.notes} |"
             )
+        lines += ["", *self.memory_table()]
+        if self.failures:
+            lines += [
+                "",
+                "## Failed (no figure)",
+                "",
+                *(f"- {failure}" for failure in self.failures),
+            ]
         path.write_text("\n".join(lines) + "\n")
+
+    def memory_table(self) -> list[str]:
+        lines = [
+            "## Peak memory of each service process",
+            "",
+            "The kernel's high-water mark of resident memory (`VmHWM`), read just before each "
+            "process a benchmark started was stopped; a process that forks counts with its "
+            "children (the sum of their peaks). `raw_*` are the baselines' bare apps. The relay "
+            "and replay benchmarks run inside the benchmark runner and start no service process.",
+            "",
+            "| benchmark | process | peak resident memory | processes |",
+            "|---|---|---|---|",
+        ]
+        for peak in self.memory:
+            lines.append(f"| {peak.benchmark} | {peak.process} | {_mib(peak)} | {peak.processes} |")
+        return lines
+
+
+def _mib(peak: PeakMemory) -> str:
+    if not peak.processes:
+        return "— (not running when measured)"
+    return f"{peak.peak_bytes / 2**20:,.1f} MiB"
 
 
 def machine() -> list[str]:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,15 +44,24 @@ def environment(settings: ServiceSettings) -> dict[str, str]:
     }
 
 
-async def start_cli(settings: ServiceSettings, *args: str) -> asyncio.subprocess.Process:
+async def start_cli(
+    settings: ServiceSettings, *args: str, extra: Mapping[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """The script with the settings' CHATSHARE_* variables, and `extra` ones (another service's,
+    such as CHATSHARE_COMMUNITY_URL)."""
     return await asyncio.create_subprocess_exec(
-        str(CHATSHARE), *args, env=environment(settings),
+        str(CHATSHARE), *args, env={**environment(settings), **(extra or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
 
-async def chatshare(settings: ServiceSettings, *args: str, within: float = 120) -> Ran:
-    process = await start_cli(settings, *args)
+async def chatshare(
+    settings: ServiceSettings,
+    *args: str,
+    within: float = 120,
+    extra: Mapping[str, str] | None = None,
+) -> Ran:
+    process = await start_cli(settings, *args, extra=extra)
     async with asyncio.timeout(within):
         stdout, stderr = await process.communicate()
     assert process.returncode is not None

@@ -21,6 +21,8 @@ from chatshare_cli.stored_share_events import StoredShareEvents
 
 import contracts
 from contracts.topics import CHAT_MIRROR_GROUP, SHARE_EVENTS, SHARE_PROJECTION_GROUP
+from servicekit.consumer import DLQ_OMITTED
+from share_service.adapters.projection_progress import ProjectionProgress
 from share_service.config import ShareServiceSettings
 from tests.chat_feed import ChatFeed
 from tests.integration.operators.cli_runner import chatshare, start_cli
@@ -30,8 +32,11 @@ from tests.integration.share_service.share_harness import (
     PUBLIC_URL,
     LinkStory,
     ShareService,
+    community_request,
+    outcome,
     publish,
     running_share_service,
+    until_applied,
 )
 
 pytestmark = pytest.mark.integration
@@ -231,6 +236,62 @@ async def test_the_view_store_is_refed_from_kafka_into_a_wiped_table(
     assert wrong.code == 2
 
 
+REQUESTS = "share_service.community_requests"
+
+
+async def requests_rows(service: ShareService) -> dict[str, tuple[Any, ...]]:
+    found = await pool(service).fetch(
+        f"SELECT request_id, owner_id, status, community_url, reason FROM {REQUESTS}"
+    )
+    return {row["request_id"]: tuple(row)[1:] for row in found}
+
+
+async def test_community_request_statuses_are_refed_from_both_topics(
+    service: ShareService,
+) -> None:
+    settings = service.settings
+    published, rejected, waiting = (community_request("alice") for _ in range(3))
+    url = "https://community.example/c/7"
+    outcomes = [
+        outcome(contracts.CommunitySharePublished, published.request_id, community_id="7",
+                community_url=url),
+        outcome(contracts.CommunityShareRejected, rejected.request_id, reason="sharing was off"),
+    ]  # fmt: skip
+    progress = ProjectionProgress(pool(service), "share_service")
+    group = settings.group(SHARE_PROJECTION_GROUP)
+    await until_applied(progress, group, await publish(settings, [published, rejected, waiting]))
+    await asyncio.sleep(0.05)  # the outcomes' timestamps come after this moment
+    between = datetime.now(UTC)
+    await asyncio.sleep(0.05)
+    await until_applied(progress, group, await publish(settings, outcomes))
+    before = await requests_rows(service)
+    assert before == {
+        published.request_id: ("alice", "published", url, None),
+        rejected.request_id: ("alice", "rejected", None, "sharing was off"),
+        waiting.request_id: ("alice", "pending", None, None),
+    }
+    await pool(service).execute(f"DELETE FROM {REQUESTS}")
+
+    # --since applies to community.events too: only the outcomes are after `between`.
+    late = await chatshare(settings, "replay", "share-views", "--from-kafka",
+                           "--since", between.isoformat())  # fmt: skip
+    assert late.code == 0, late.stderr
+    assert (late.summary["events"], late.summary["requests"]) == (2, 2)
+    assert await requests_rows(service) == {
+        published.request_id: (None, "published", url, None),  # the owner comes with the request
+        rejected.request_id: (None, "rejected", None, "sharing was off"),
+    }
+    ran = await chatshare(settings, "replay", "share-views", "--from-kafka")
+    assert ran.code == 0, ran.stderr
+    assert (ran.summary["events"], ran.summary["requests"]) == (5, 3)
+    assert await requests_rows(service) == before
+    answer = await service.client.get(
+        f"/api/v1/community-shares/{published.request_id}", headers=ALICE
+    )
+    assert answer.json() == {"request_id": published.request_id, "status": "published",
+                             "community_url": url}  # fmt: skip
+
+
 async def dead_letters_of(service: ShareService, group: str, count: int) -> list[DeadLetter]:
     async with asyncio.timeout(30):
         while len(letters := await read_dead_letters(service.settings, group)) < count:
@@ -307,7 +368,7 @@ async def test_dead_letters_are_listed_shown_and_redriven_to_their_own_group(
     assert (bool(redriven_at[parked.ref]), redriven_at[poison.ref]) == (True, "")
 
     assert (await chatshare(settings, "dlq", "redrive", group)).code == 2
-    assert (await chatshare(settings, "dlq", "redrive", "community-publisher", "--all")).code == 2
+    assert (await chatshare(settings, "dlq", "redrive", "no-such-group", "--all")).code == 2
     assert (await chatshare(settings, "dlq", "list", "no-such-group")).code == 2
     assert (await chatshare(settings, "dlq", "show", group, "2:999")).code == 2
 
@@ -330,6 +391,39 @@ async def test_a_chat_event_that_came_too_early_is_redriven_to_the_chat_mirror(
     assert chat is not None
     assert chat.chat_version == 2
     assert [m.content for m in chat.messages.values()] == ["before its chat"]
+
+
+async def test_a_letter_parked_without_its_value_is_redriven_from_its_source_offset(
+    service: ShareService,
+) -> None:
+    """A record too large to copy is parked without its value, naming where it stays; the
+    redrive reads it there."""
+    settings, story = service.settings, LinkStory("alice")
+    ((topic, partition), end), *_ = (await publish(settings, [story.created("big")])).items()
+    await service.projection_applied(story.share_id, 1)
+    await pool(service).execute(f"DELETE FROM {VIEWS} WHERE share_id = $1", story.share_id)
+    headers = {
+        "x-dlq-source-topic": topic, "x-dlq-source-partition": str(partition),
+        "x-dlq-source-offset": str(end - 1), "x-dlq-group": settings.group(SHARE_PROJECTION_GROUP),
+        "x-dlq-reason": "PostgresError: the disk was full",
+        "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+        DLQ_OMITTED: "5000000 bytes and the headers, too large to copy: read them at the source",
+    }  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic(f"dlq.{SHARE_PROJECTION_GROUP}"), b"", key=story.share_id.encode(),
+            headers=[(name, value.encode()) for name, value in headers.items()],
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+    ran = await chatshare(settings, "dlq", "redrive", SHARE_PROJECTION_GROUP, "--all")
+    assert ran.code == 0, ran.stderr + ran.stdout
+    assert ran.summary["redriven"] == 1
+    answer = await service.client.get(f"/api/v1/shares/{story.share_id}", headers=BOB)
+    assert answer.status_code == 200
+    assert [m["content"] for m in answer.json()["messages"]] == ["big"]
 
 
 async def test_a_topic_is_tailed_decoded_with_keys_and_headers(service: ShareService) -> None:
