@@ -65,6 +65,7 @@ async def wire(
     progress = ProjectionProgress(runtime.pool, EVENT_STORE_SCHEMA)
     requests = CommunityRequestStore(runtime.pool, EVENT_STORE_SCHEMA)
     await views.create_table()
+    runtime.run_in_background("view-change listener", lambda: views.listen(settings.database_dsn))
     await progress.create_table()
     await requests.create_table()
     wiring = Wiring(

@@ -7,11 +7,18 @@ the GET answer ready-made, without `tts_enabled`, which is joined from the polic
 `created_at` and `updated_at` are the link's own times, from its events: a replay makes the same rows.
 The table name is `share_views`; the operator's replay builds a shadow under another name and
 swaps it in (`chatshare replay share-views`).
+
+Readers waiting for a version (`?min_version=`) are woken by a PostgreSQL NOTIFY that the writing
+transaction sends (delivered at its commit, so never before the row is readable), whichever
+process or replica wrote; a poll every `POLL_SECONDS` stays underneath in case the listening
+connection is down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -22,7 +29,10 @@ import asyncpg
 from share_service.application.view_writes import ViewWrite
 
 POLL_SECONDS = 0.02
+LISTEN_RETRY_SECONDS = 1.0
 LIVE_TABLE = "share_views"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,9 @@ class ShareViewStore:
         self.schema = schema
         self.name = table
         self.table = f'"{schema}"."{table}"'
+        self.channel = f"{schema}.{table}.changed"
+        self._notify = f'NOTIFY "{self.channel}"'
+        self._changed: asyncio.Event | None = None
         # The policy view's one-row table (servicekit.policy), read in the same query as the view.
         tts = f"(SELECT p.tts_enabled FROM {policy_table} p)" if policy_table else "NULL"
         self._read = (
@@ -89,12 +102,46 @@ class ShareViewStore:
         `within` seconds."""
         deadline = time.monotonic() + within
         while True:
+            changed = self._changed_event()  # taken before reading: no wakeup goes unseen
             view = await self.read(share_id)
             if view is not None and (view.body is None or view.version >= version):
                 return view
-            if time.monotonic() > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return view
-            await asyncio.sleep(POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(POLL_SECONDS, remaining))
+
+    async def listen(self, dsn: str) -> None:
+        """Wake this process's waiting readers whenever any writer's transaction that changed
+        rows commits. Runs until cancelled; reconnects after a lost connection."""
+        while True:
+            try:
+                connection = await asyncpg.connect(dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning("cannot listen for view changes (polling meanwhile): %s", error)
+                await asyncio.sleep(LISTEN_RETRY_SECONDS)
+                continue
+            lost = asyncio.Event()
+            try:
+                connection.add_termination_listener(lambda _, done=lost: done.set())
+                await connection.add_listener(self.channel, lambda *_: self._wake())
+                self._wake()  # changes made while no one listened
+                await lost.wait()
+                log.warning("lost the connection listening for view changes; reconnecting")
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close(timeout=2)
+
+    def _changed_event(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def _wake(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        if event is not None:
+            event.set()
 
     async def lock_created_at(
         self, connection: asyncpg.Connection, share_ids: set[str]
@@ -127,6 +174,8 @@ class ShareViewStore:
 
     async def _put_round(self, connection: asyncpg.Connection, writes: list[ViewWrite]) -> set[str]:
         rows = await connection.fetch(self._put, *_columns(writes))
+        if rows:  # delivered when the transaction commits: waiting readers then find the rows
+            await connection.execute(self._notify)
         return {row[0] for row in rows}
 
     async def put_tombstone(

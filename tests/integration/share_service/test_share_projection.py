@@ -9,7 +9,8 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -29,6 +30,7 @@ from servicekit.runtime import new_broker, open_runtime
 from share_service.adapters.community_request_store import CommunityRequestStore
 from share_service.adapters.projection_progress import ProjectionProgress
 from share_service.adapters.view_store import LinkRow, ShareViewStore
+from share_service.application.view_writes import ViewWrite
 from share_service.config import ShareServiceSettings
 from share_service.entrypoints.share_projection import follow_share_events
 from tests.integration.share_service.share_harness import (
@@ -329,3 +331,39 @@ async def dead_letters(
     finally:
         await consumer.stop()
     return found
+
+
+async def test_a_reader_waiting_for_a_version_is_woken_by_another_process_s_write(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`?min_version=` answers as soon as any writer commits the row: the waiting reader hears
+    the writer's NOTIFY. Polling is made useless here (once a minute), so only the wakeup can
+    answer before the reader's deadline."""
+    monkeypatch.setattr("share_service.adapters.view_store.POLL_SECONDS", 60.0)
+    reader_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    writer_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        reader = ShareViewStore(reader_pool, "share_service")
+        writer = ShareViewStore(writer_pool, "share_service")  # as another replica's projection
+        await writer.create_table()
+        listening = asyncio.create_task(reader.listen(database_url))
+        now = datetime.now(UTC)
+        write = ViewWrite("s1", "c1", "alice", 1, b'{"v":1}', now, now)
+        async with writer_pool.acquire() as connection:
+            await writer.put_views(connection, [write])
+        await asyncio.sleep(0.5)  # the listener is connected and the first wait has begun below
+
+        waiting = asyncio.create_task(reader.wait_for_version("s1", 2, within=30))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # version 2 does not exist yet
+        async with writer_pool.acquire() as connection:
+            await writer.put_views(connection, [replace(write, version=2, body=b'{"v":2}')])
+        # Polling alone would answer only at the reader's 30 s deadline.
+        view = await asyncio.wait_for(waiting, 10)
+
+        assert view is not None
+        assert (view.version, view.body) == (2, b'{"v":2}')
+        listening.cancel()
+    finally:
+        await reader_pool.close()
+        await writer_pool.close()
