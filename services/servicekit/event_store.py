@@ -109,44 +109,48 @@ class OneTripRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, **kwargs)
         schema = sql.Identifier(self.datastore.schema)
         function = sql.Identifier(f"chatshare_insert_{self.events_table_name}")
+        id_type = sql.SQL(self.datastore.originator_id_type)  # uuid or text, as the table's
         self.sql_create_statements.append(
             sql.SQL(
-                "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[])"
+                "CREATE OR REPLACE FUNCTION {schema}.{function}("
+                "ids {id_type}[], versions bigint[], topics text[], states bytea[])"
                 " RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ BEGIN"
                 " SET LOCAL lock_timeout = '{lock_timeout}s';"
                 " LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;"
                 " NOTIFY {channel};"
                 " RETURN QUERY INSERT INTO {schema}.{table}"
                 " (originator_id, originator_version, topic, state)"
-                " SELECT originator_id, originator_version, topic, state FROM unnest(events)"
+                " SELECT * FROM unnest(ids, versions, topics, states)"
                 " RETURNING notification_id;"
                 " END; $BODY$"
             ).format(
                 schema=schema,
                 function=function,
-                event=sql.Identifier(self.stored_event_type_name),
+                id_type=id_type,
                 lock_timeout=sql.Literal(self.datastore.lock_timeout),
                 table=sql.Identifier(self.events_table_name),
                 channel=sql.Identifier(self.channel_name),
             )
         )
-        self._call_insert = sql.SQL("SELECT id FROM {schema}.{function}(%s) AS id").format(
-            schema=schema, function=function
-        )
+        # One array per column, in binary: no composite values to escape as text in Python.
+        self._call_insert = sql.SQL(
+            "SELECT id FROM {schema}.{function}"
+            "(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) AS id"
+        ).format(schema=schema, function=function, id_type=id_type)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
         if not stored_events:
             return []
-        events = [
-            self.construct_pg_stored_event(
-                event.originator_id, event.originator_version, event.topic, event.state
-            )
-            for event in stored_events
-        ]
+        columns = (
+            [event.originator_id for event in stored_events],
+            [event.originator_version for event in stored_events],
+            [event.topic for event in stored_events],
+            [event.state for event in stored_events],
+        )
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:
             assert connection.autocommit  # one statement, one implicit transaction
-            cursor.execute(self._call_insert, (events,), prepare=True)
+            cursor.execute(self._call_insert, columns, prepare=True)
             return [row["id"] for row in cursor.fetchall()]
 
 
