@@ -105,9 +105,10 @@ class RelayConfig:
     poll_interval: float = 0.02
     standby_interval: float = 1.0
 
-    @property
-    def transactional_id(self) -> str:
-        return f"chatshare-outbox-{self.name}"
+    def transactional_id(self, topic_prefix: str = "") -> str:
+        """One per event store in a cluster; the deployment's topic prefix keeps the stacks that
+        share a cluster apart (else each one's new relay fences the other's active one)."""
+        return f"{topic_prefix}chatshare-outbox-{self.name}"
 
 
 class OutboxRelay:
@@ -212,7 +213,7 @@ class OutboxRelay:
         return AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             client_id=f"relay-{self.config.name}",
-            transactional_id=self.config.transactional_id,
+            transactional_id=self.config.transactional_id(self.settings.topic_prefix),
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
