@@ -28,6 +28,7 @@ from servicekit.config import ServiceSettings
 from servicekit.message_context import CORRELATION_ID, EVENT_ID
 from servicekit.outbox_message import OutboxMessage
 from servicekit.stored_context import read_with_context
+from servicekit.table_setup import creating_tables
 from servicekit.tracing import links_to, tracer
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ class OutboxRelay:
         return f'"{self.config.schema}".outbox_relay_positions'
 
     async def prepare(self) -> None:
-        async with self.pool.acquire() as connection:
+        async with creating_tables(self.pool), self.pool.acquire() as connection:
             await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
             await connection.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._table} ("

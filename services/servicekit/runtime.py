@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from servicekit.http import (
 from servicekit.outbox import OutboxRelay
 from servicekit.request_context import RequestContext
 from servicekit.structured_logging import BROKER_LOGGER, configure_logging
+from servicekit.table_setup import creating_tables
 from servicekit.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,11 @@ class ServiceRuntime:
         else:
             log.info("not joining %s: this process has no consumers role", group)
         return consumer
+
+    def creating_tables(self) -> AbstractAsyncContextManager[None]:
+        """Around the creation of the service's tables: one process of the database at a time
+        (`table_setup`)."""
+        return creating_tables(self.pool)
 
     def start_relay(self, relay: OutboxRelay) -> None:
         """Run the outbox relay, in a process with the `relay` role (others leave it to theirs:

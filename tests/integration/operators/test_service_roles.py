@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 
 import pytest
 
@@ -117,3 +118,18 @@ async def test_the_projection_and_the_chat_mirror_run_in_processes_of_their_own(
     }
     assert "share-projection-lag" not in background_tasks(mirror)
     assert "share-projection-lag" in background_tasks(projection)
+
+
+async def test_parts_started_together_on_a_fresh_database_all_come_up(
+    settings_for: Callable[..., ShareServiceSettings],
+) -> None:
+    """Replicas (or the parts of a split service) started at once all create the same tables
+    `IF NOT EXISTS` — which PostgreSQL does not make safe between sessions (found by the fault
+    suite, whose split stack starts four share_service processes together)."""
+    async with AsyncExitStack() as started:
+        services = await asyncio.gather(
+            *(started.enter_async_context(running_share_service(settings_for("http")))
+              for _ in range(4))
+        )  # fmt: skip
+        checks = await asyncio.gather(*(ready_checks(service) for service in services))
+    assert checks == [{"postgresql": "ok", "kafka": "ok"}] * 4
