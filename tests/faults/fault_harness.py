@@ -63,6 +63,17 @@ class FaultStack:
         items: list[dict[str, Any]] = (await self.site.get("/api/v1/chats")).json()["items"]
         return items
 
+    # How far the stream got: what a test waits on to know it flows through a part.
+
+    async def links_acknowledged(self) -> int:
+        return len(self.ledger.acknowledged)
+
+    async def chat_events_sent(self) -> int:
+        return self.ledger.chat_events
+
+    async def policy_changes_acknowledged(self) -> int:
+        return len(self.ledger.policy_versions)
+
     async def accepted_uploads(self) -> int:
         return int((await self.site.get("/_control")).json()["accepted"])
 

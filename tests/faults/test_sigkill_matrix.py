@@ -17,34 +17,24 @@ import pytest
 from tests.faults.consistency import watching_versions
 from tests.faults.fault_harness import FaultStack
 
-Progress = Callable[[FaultStack], Awaitable[int]]
+Progress = Callable[[FaultStack], Awaitable[int]]  # an unbound FaultStack method
 
 
-async def links_acknowledged(faults: FaultStack) -> int:
-    return len(faults.ledger.acknowledged)
-
-
-async def chat_events_sent(faults: FaultStack) -> int:
-    return faults.ledger.chat_events
-
-
-async def policy_changes_acknowledged(faults: FaultStack) -> int:
-    return len(faults.ledger.policy_versions)
-
-
-async def uploads_accepted(faults: FaultStack) -> int:
-    return await faults.accepted_uploads()
-
-
-# The part, what shows the stream flowing through it, and how far it must move before the kill
-# and again after the restart.
+# Each part: what shows the stream flowing through it, and how far that must move before the
+# kill and again after the restart.
 PARTS: dict[str, tuple[Progress, int]] = {
-    "share_api": (links_acknowledged, 15),  # takes the commands
-    "share_relay": (links_acknowledged, 15),  # publishes them to share.events
-    "share_projection": (links_acknowledged, 15),  # applies share.events and community.events
-    "chat_mirror": (chat_events_sent, 15),  # applies chat.events, kills links of deleted chats
-    "settings_service": (policy_changes_acknowledged, 5),  # the admin's API and its relay
-    "community_publisher": (uploads_accepted, 4),  # uploads requests, relays their outcomes
+    # takes the commands
+    "share_api": (FaultStack.links_acknowledged, 15),
+    # publishes them from the event store to share.events
+    "share_relay": (FaultStack.links_acknowledged, 15),
+    # applies share.events and community.events to the view store
+    "share_projection": (FaultStack.links_acknowledged, 15),
+    # applies chat.events; kills the links of deleted chats
+    "chat_mirror": (FaultStack.chat_events_sent, 15),
+    # the admin's API and its relay to settings.events
+    "settings_service": (FaultStack.policy_changes_acknowledged, 5),
+    # uploads the community requests, relays their outcomes to community.events
+    "community_publisher": (FaultStack.accepted_uploads, 4),
 }
 
 
