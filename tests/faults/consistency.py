@@ -314,7 +314,7 @@ async def policy_everywhere(
         for v, ids in published.items()
         if len(ids) > 1
     ]
-    final = {"community_sharing": None, "tts": None}
+    final = {"community_sharing": False, "tts": False}  # off until an admin turns them on
     for item in history:
         final[item["setting"]] = item["value"]
     for schema in ("share_service", "community_publisher"):
