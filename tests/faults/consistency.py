@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from chatshare_cli.shadow_views import ShadowViews
 from chatshare_cli.share_view_replay import ReplayOutcome, ShareViewReplay
 from chatshare_cli.stored_share_events import StoredShareEvents
 
-from contracts.topics import COMMUNITY_EVENTS, EVENT_TOPICS, SETTINGS_EVENTS, SHARE_EVENTS
 from share_service.bootstrap import EVENT_STORE_SCHEMA, open_sharing_application
 from share_service.config import ShareServiceSettings
+from tests.faults.event_topics import Topics
 from tests.faults.traffic import ADMIN, Ledger
 
-Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Problems: TypeAlias = list[str]
-PARTITIONS = {spec.name: spec.partitions for spec in EVENT_TOPICS}
 # Each service's event store (schema = relay name) and its events table.
 EVENT_STORES = {
     "share_service": "share_events",
@@ -52,36 +47,6 @@ async def settled(check: Callable[[], Awaitable[Problems]], what: str) -> None:
         raise AssertionError(f"{what}:\n  {shown}{more}") from None
 
 
-# Kafka
-
-
-async def read_topic(bootstrap: str, topic: str, prefix: str) -> list[Record]:
-    """Every committed record of the topic, from its first to its end as of now."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    partitions = [TopicPartition(prefix + topic, p) for p in range(PARTITIONS[topic])]
-    await consumer.start()
-    records: list[Record] = []
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        async with asyncio.timeout(60):
-            while [p for p in partitions if await consumer.position(p) < ends[p]]:
-                for batch in (await consumer.getmany(timeout_ms=300)).values():
-                    records += [
-                        r for r in batch if r.offset < ends[TopicPartition(r.topic, r.partition)]
-                    ]
-    finally:
-        await consumer.stop()
-    return records
-
-
-def events_of(records: Iterable[Record]) -> list[dict[str, Any]]:
-    return [json.loads(record.value) for record in records]
-
-
 async def relays_caught_up(pool: asyncpg.Pool) -> Problems:
     """Every event each store holds is published: its relay's position is past the last one."""
     problems = []
@@ -97,56 +62,6 @@ async def relays_caught_up(pool: asyncpg.Pool) -> Problems:
         if position < stored:
             problems.append(f"{relay}'s relay is at {position} of {stored}")
     return problems
-
-
-@dataclass
-class Topics:
-    """What the event topics hold once the relays caught up."""
-
-    share: list[dict[str, Any]] = field(default_factory=list)
-    settings: list[dict[str, Any]] = field(default_factory=list)
-    community: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def links(self) -> dict[str, dict[int, set[str]]]:
-        """share_id → version → the event ids published for it."""
-        found: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
-        for event in self.share:
-            if "share_id" in event:
-                found[event["share_id"]][event["version"]].add(event["event_id"])
-        return found
-
-    @property
-    def last_of_link(self) -> dict[str, dict[str, Any]]:
-        last: dict[str, dict[str, Any]] = {}
-        for event in self.share:
-            if "share_id" in event and event["version"] >= last.get(event["share_id"], {}).get(
-                "version", 0
-            ):
-                last[event["share_id"]] = event
-        return last
-
-    @property
-    def requests(self) -> set[str]:
-        return {e["request_id"] for e in self.share if e["type"] == "CommunityShareRequested"}
-
-    @property
-    def outcomes(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """request_id → event_id → the outcome."""
-        found: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for event in self.community:
-            found[event["request_id"]][event["event_id"]] = event
-        return found
-
-
-async def read_topics(bootstrap: str, prefix: str) -> Topics:
-    share, settings, community = await asyncio.gather(
-        *(
-            read_topic(bootstrap, t, prefix)
-            for t in (SHARE_EVENTS, SETTINGS_EVENTS, COMMUNITY_EVENTS)
-        )
-    )
-    return Topics(events_of(share), events_of(settings), events_of(community))
 
 
 # The checks
@@ -250,27 +165,21 @@ def community_outcomes(ledger: Ledger, topics: Topics) -> Problems:
 
 
 def uploaded_once(topics: Topics, uploads: list[dict[str, Any]]) -> Problems:
-    """The community site took each request exactly once, and its id is the one published."""
-    keys = [upload["headers"]["idempotency-key"] for upload in uploads]
-    ours = [key for key in keys if key in topics.requests or key in topics.outcomes]
-    problems = [
-        f"request {key} uploaded {ours.count(key)} times"
-        for key in set(ours)
-        if ours.count(key) > 1
-    ]
-    problems += [f"request {r} never uploaded" for r in topics.requests - set(ours)]
-    published = {
-        event["request_id"]: event["community_id"]
-        for events in topics.outcomes.values()
-        for event in events.values()
-        if event["type"] == "CommunitySharePublished"
-    }
-    problems += [
-        f"request {u['headers']['idempotency-key']} published as {published.get(u['headers']['idempotency-key'])}, uploaded as {u['id']}"
-        for u in uploads
-        if u["headers"]["idempotency-key"] in published
-        and published[u["headers"]["idempotency-key"]] != u["id"]
-    ]
+    """The community site took each request exactly once (the stand-in lists what it accepted),
+    nothing that was never requested, and under the id that was published."""
+    keys = Counter(upload["headers"]["idempotency-key"] for upload in uploads)
+    problems = [f"request {key} uploaded {count} times" for key, count in keys.items() if count > 1]
+    problems += [f"request {key} never uploaded" for key in topics.requests - set(keys)]
+    problems += [f"{key} uploaded, never requested" for key in set(keys) - topics.requests]
+    for upload in uploads:
+        key = upload["headers"]["idempotency-key"]
+        published = [
+            outcome["community_id"]
+            for outcome in topics.outcomes.get(key, {}).values()
+            if outcome["type"] == "CommunitySharePublished"
+        ]
+        if published != [upload["id"]]:
+            problems.append(f"request {key} uploaded as {upload['id']}, published as {published}")
     return problems
 
 
@@ -339,48 +248,3 @@ async def replay_differences(settings: ShareServiceSettings, pool: asyncpg.Pool)
         return await replay.run(dry_run=True, show=10)
     finally:
         await asyncio.to_thread(sharing.close)
-
-
-# Watching while the stream flows
-
-
-VERSION_QUERIES = {
-    "share view": f'SELECT share_id, version FROM "{EVENT_STORE_SCHEMA}".share_views',
-    "chat mirror": f'SELECT chat_id, chat_version FROM "{EVENT_STORE_SCHEMA}".mirrored_chats',
-    "share_service policy": 'SELECT 1, policy_version FROM "share_service".policy_view',
-    "publisher policy": 'SELECT 1, policy_version FROM "community_publisher".policy_view',
-}
-
-
-class VersionWatch:
-    """Reads the read models over and over while the stream flows: a version that ever goes
-    back means an event was applied out of order or again over a newer one."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-        self.last: dict[tuple[str, Any], int] = {}
-        self.went_back: Problems = []
-        self.rounds = 0
-
-    async def watch(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            for model, query in VERSION_QUERIES.items():
-                for key, version in await self.pool.fetch(query):
-                    before = self.last.get((model, key), 0)
-                    if version < before:
-                        self.went_back.append(f"{model} {key}: v{before} then v{version}")
-                    self.last[(model, key)] = version
-            self.rounds += 1
-            await asyncio.sleep(0.1)
-
-
-@asynccontextmanager
-async def watching_versions(pool: asyncpg.Pool) -> AsyncIterator[VersionWatch]:
-    watch = VersionWatch(pool)
-    stopping = asyncio.Event()
-    task = asyncio.create_task(watch.watch(stopping))
-    try:
-        yield watch
-    finally:
-        stopping.set()
-        await task

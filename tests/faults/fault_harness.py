@@ -16,13 +16,11 @@ from devstack import postgres
 from devstack.kafka import KafkaNode
 from tests.faults.consistency import (
     Problems,
-    VersionWatch,
     community_outcomes,
     links_of_deleted_chats_alive,
     lost_or_doubled_link_events,
     mirror_behind_the_chats,
     policy_everywhere,
-    read_topics,
     relays_caught_up,
     replay_differences,
     request_statuses,
@@ -30,8 +28,10 @@ from tests.faults.consistency import (
     uploaded_once,
     views_behind_the_topic,
 )
+from tests.faults.event_topics import read_topics
 from tests.faults.split_stack import SplitStack, keep_logs, new_split_stack
 from tests.faults.traffic import ADMIN, Ledger, SteadyTraffic
+from tests.faults.version_watch import VersionWatch
 from tests.running_services import new_topic_prefix
 
 UPLOAD_DELAY_MS = 100  # the site answers slowly: a killed publisher often has an upload in flight

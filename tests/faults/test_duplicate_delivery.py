@@ -18,8 +18,10 @@ from contracts.topics import (
     SETTINGS_EVENTS,
     SHARE_EVENTS,
 )
-from tests.faults.consistency import EVENT_STORES, Problems, read_topic, settled, watching_versions
+from tests.faults.consistency import EVENT_STORES, Problems, settled
+from tests.faults.event_topics import read_topic
 from tests.faults.fault_harness import FaultStack
+from tests.faults.version_watch import watching_versions
 
 TOPICS = (CHAT_EVENTS, SHARE_EVENTS, SETTINGS_EVENTS, COMMUNITY_EVENTS)
 Offsets = dict[TopicPartition, int]

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.faults.consistency import watching_versions
 from tests.faults.fault_harness import FaultStack
+from tests.faults.version_watch import watching_versions
 
 Progress = Callable[[FaultStack], Awaitable[int]]  # an unbound FaultStack method
 
