@@ -11,12 +11,13 @@ STAMP := $(VENV)/.synced-$(shell cat pyproject.toml uv.lock | md5sum | cut -c1-1
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install up down status test test-unit test-integration bench lint format contracts clean
+.PHONY: help install up down status test test-unit test-integration test-faults bench lint format contracts clean
 
 help:
 	@echo "make up      start Kafka, PostgreSQL and every service in the background"
 	@echo "make down    stop what make up started (data stays in .data/)"
 	@echo "make test    the whole test suite, on its own broker and database"
+	@echo "make test-faults  the fault suite alone (part of make test)"
 	@echo "make bench   the benchmarks; writes BENCHMARKS.md"
 	@echo "make lint    ruff and mypy"
 
@@ -64,6 +65,11 @@ test: install $(CHROMIUM)
 
 test-unit: install
 	@$(VENV)/bin/pytest tests/unit
+
+# Kills, duplicate deliveries and races on the services as processes (tests/faults/, marked
+# `faults`); `make test` runs them too.
+test-faults: install
+	@$(VENV)/bin/pytest -m faults tests/faults
 
 bench: install /usr/bin/wrk
 	@$(VENV)/bin/python -m tests.benchmarks.run

@@ -98,7 +98,9 @@ def create_app(settings: CommunityPublisherSettings | None = None) -> FastAPI:
                     settings, SERVICE_NAME, app.state.registry, app.state.readiness, broker
                 ) as runtime:
                     app.state.runtime = runtime
-                    app.state.policy = policy = await wire(runtime, settings, records, site)
+                    async with runtime.creating_tables():
+                        policy = await wire(runtime, settings, records, site)
+                    app.state.policy = policy
                     try:
                         await broker.start()
                         yield

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts.topics import CONSUMER_GROUPS
+
 DEV_JWT_SECRET = "change-me-dev-secret-0123456789abcdef"
 MIN_JWT_SECRET_BYTES = 32
 
@@ -40,6 +42,10 @@ class ServiceSettings(BaseSettings):
     topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")
     # A comma list, e.g. `CHATSHARE_ROLES=relay,consumers` for a workers-only Deployment.
     roles: Annotated[frozenset[Role], NoDecode] = frozenset(ROLES)
+    # Which of the service's consumer groups a process with the `consumers` role joins (a comma
+    # list of INTERFACE.md's group names); empty: every one. Lets the share projection and the
+    # chat mirror run, scale and fail apart.
+    consumer_groups: Annotated[frozenset[str], NoDecode] = frozenset()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("roles", mode="before")
@@ -49,6 +55,19 @@ class ServiceSettings(BaseSettings):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not value:
             raise ValueError(f"CHATSHARE_ROLES names none of {', '.join(ROLES)}")
+        return value
+
+    @field_validator("consumer_groups", mode="before")
+    @classmethod
+    def _groups_from_comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = sorted(set(value) - set(CONSUMER_GROUPS))
+        if unknown:
+            raise ValueError(
+                f"CHATSHARE_CONSUMER_GROUPS names no group of chatshare: {', '.join(unknown)}"
+                f" (the groups: {', '.join(CONSUMER_GROUPS)})"
+            )
         return value
 
     @model_validator(mode="after")
@@ -69,6 +88,12 @@ class ServiceSettings(BaseSettings):
 
     def runs(self, role: Role) -> bool:
         return role in self.roles
+
+    def joins(self, group: str) -> bool:
+        """Whether this process joins the consumer group of that (unprefixed) name."""
+        return self.runs("consumers") and (
+            not self.consumer_groups or group in self.consumer_groups
+        )
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name

@@ -13,6 +13,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
+    ApplicationRecorder,
     InfrastructureFactory,
     InterfaceError,
     Mapper,
@@ -25,6 +26,7 @@ from eventsourcing.utils import Environment, EnvType, get_topic, retry
 from psycopg import sql
 
 from servicekit.stored_context import ContextMapper
+from servicekit.table_setup import creating_tables_blocking
 
 POSTGRES_MODULE = "eventsourcing.postgres"
 POPO_MODULE = "eventsourcing.popo"
@@ -75,10 +77,8 @@ def in_memory_env() -> dict[str, str]:
     return {"PERSISTENCE_MODULE": POPO_MODULE}
 
 
-def ensure_schema(env: Mapping[str, str]) -> None:
-    """Create the env's PostgreSQL schema if it is missing (eventsourcing creates tables only)."""
-    schema = env["POSTGRES_SCHEMA"]
-    connection = psycopg.connect(
+def _connect(env: Mapping[str, str]) -> psycopg.Connection:
+    return psycopg.connect(
         dbname=env["POSTGRES_DBNAME"],
         host=env["POSTGRES_HOST"],
         port=env["POSTGRES_PORT"],
@@ -87,9 +87,15 @@ def ensure_schema(env: Mapping[str, str]) -> None:
         connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
         autocommit=True,
     )
-    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+
+
+def ensure_schema(env: Mapping[str, str]) -> None:
+    """Create the env's PostgreSQL schema if it is missing (eventsourcing creates tables only)."""
+    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+        sql.Identifier(env["POSTGRES_SCHEMA"])
+    )
     # Two processes starting at once can both pass the IF NOT EXISTS check; then the schema exists.
-    with connection, contextlib.suppress(psycopg.errors.UniqueViolation):
+    with _connect(env) as connection, contextlib.suppress(psycopg.errors.UniqueViolation):
         connection.execute(create)
 
 
@@ -176,6 +182,14 @@ class ServiceApplication(Application[UUID]):
         return self.factory.mapper(
             transcoder=self.construct_transcoder(), mapper_class=ContextMapper
         )
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        """eventsourcing creates its tables here: one process of the database at a time
+        (`table_setup`), or replicas started together crash."""
+        if self.env.get("PERSISTENCE_MODULE") != POSTGRES_MODULE:
+            return super().construct_recorder()
+        with _connect(self.env) as connection, creating_tables_blocking(connection):
+            return super().construct_recorder()
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory[TrackingRecorder]:
         if env.get("PERSISTENCE_MODULE") == POSTGRES_MODULE and env.get("POSTGRES_SCHEMA"):

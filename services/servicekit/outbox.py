@@ -28,6 +28,7 @@ from servicekit.config import ServiceSettings
 from servicekit.message_context import CORRELATION_ID, EVENT_ID
 from servicekit.outbox_message import OutboxMessage
 from servicekit.stored_context import read_with_context
+from servicekit.table_setup import creating_tables
 from servicekit.tracing import links_to, tracer
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,10 @@ class RelayConfig:
     poll_interval: float = 0.02
     standby_interval: float = 1.0
 
-    @property
-    def transactional_id(self) -> str:
-        return f"chatshare-outbox-{self.name}"
+    def transactional_id(self, topic_prefix: str = "") -> str:
+        """One per event store in a cluster; the deployment's topic prefix keeps the stacks that
+        share a cluster apart (else each one's new relay fences the other's active one)."""
+        return f"{topic_prefix}chatshare-outbox-{self.name}"
 
 
 class OutboxRelay:
@@ -212,7 +214,7 @@ class OutboxRelay:
         return AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             client_id=f"relay-{self.config.name}",
-            transactional_id=self.config.transactional_id,
+            transactional_id=self.config.transactional_id(self.settings.topic_prefix),
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
@@ -244,7 +246,7 @@ class OutboxRelay:
         return f'"{self.config.schema}".outbox_relay_positions'
 
     async def prepare(self) -> None:
-        async with self.pool.acquire() as connection:
+        async with creating_tables(self.pool), self.pool.acquire() as connection:
             await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
             await connection.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._table} ("

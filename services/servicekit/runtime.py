@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from servicekit.http import (
 from servicekit.outbox import OutboxRelay
 from servicekit.request_context import RequestContext
 from servicekit.structured_logging import BROKER_LOGGER, configure_logging
+from servicekit.table_setup import creating_tables
 from servicekit.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,14 @@ class ServiceRuntime:
         """Whether this process has the role (`CHATSHARE_ROLES`)."""
         return self.settings.runs(role)
 
+    def joins(self, group: str) -> bool:
+        """Whether this process joins the consumer group of that contract name: it has the
+        `consumers` role, and `CHATSHARE_CONSUMER_GROUPS` is empty or names the group."""
+        return self.settings.joins(group)
+
     def add_consumer(self, group: ConsumerGroup[Any], max_records: int = 500) -> None:
-        """Subscribe a consumer group (before `broker.start()`) and make readiness wait for it;
-        nothing in a process without the `consumers` role. Slow handlers take smaller batches:
-        a batch must finish within max.poll.interval."""
-        if not self.runs("consumers"):
-            log.info("not joining %s: this process has no consumers role", group.group)
-            return
+        """Subscribe a consumer group (before `broker.start()`) and make readiness wait for it.
+        Slow handlers take smaller batches: a batch must finish within max.poll.interval."""
         group.subscribe(self.settings, max_records=max_records)
         self.readiness.add(f"consumer:{group.group}", group.readiness)
 
@@ -69,7 +71,7 @@ class ServiceRuntime:
     ) -> ConsumerGroup[E]:
         """A consumer group by its contract names (INTERFACE.md §5), prefixed as configured,
         dead-lettering to `dlq.<group>` (or `dlq.<dead_letters_of>`), subscribed as
-        `add_consumer` does."""
+        `add_consumer` does — only in a process that `joins` it."""
         consumer = ConsumerGroup(
             group=self.settings.group(group),
             dead_letters=self.settings.topic(dead_letter_topic(dead_letters_of or group)),
@@ -79,8 +81,18 @@ class ServiceRuntime:
             broker=self.broker,
             metrics=self.consumer_metrics,
         )
-        self.add_consumer(consumer, max_records=max_records)
+        if self.joins(group):
+            self.add_consumer(consumer, max_records=max_records)
+        elif self.runs("consumers"):
+            log.info("not joining %s: CHATSHARE_CONSUMER_GROUPS leaves it to others", group)
+        else:
+            log.info("not joining %s: this process has no consumers role", group)
         return consumer
+
+    def creating_tables(self) -> AbstractAsyncContextManager[None]:
+        """Around the creation of the service's tables: one process of the database at a time
+        (`table_setup`)."""
+        return creating_tables(self.pool)
 
     def start_relay(self, relay: OutboxRelay) -> None:
         """Run the outbox relay, in a process with the `relay` role (others leave it to theirs:

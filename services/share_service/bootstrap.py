@@ -100,7 +100,8 @@ def create_app(settings: ShareServiceSettings | None = None) -> FastAPI:
         ) as runtime:
             app.state.runtime = runtime
             sharing = await to_thread.run_sync(open_sharing_application, settings)
-            wiring = app.state.wiring = await wire(runtime, settings, sharing)
+            async with runtime.creating_tables():
+                wiring = app.state.wiring = await wire(runtime, settings, sharing)
             try:
                 await broker.start()
                 yield

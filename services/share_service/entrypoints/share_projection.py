@@ -149,7 +149,7 @@ def follow_share_events(
         group, [SHARE_EVENTS, COMMUNITY_EVENTS], ProjectionDecoder(settings), projection.apply,
         dead_letters_of=SHARE_PROJECTION_GROUP,
     )  # fmt: skip
-    if runtime.runs("consumers"):  # measured by the processes that run the group
+    if runtime.joins(group):  # measured by the processes that run the group
         runtime.run_in_background(
             f"{group}-lag", lambda: watch_lag(settings, progress, projection.group, topics, lag)
         )

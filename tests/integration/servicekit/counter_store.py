@@ -56,10 +56,18 @@ def message_for(topic: str) -> Any:
 
 
 def build_relay(
-    database_url: str, bootstrap: str, topic: str, pool: asyncpg.Pool, name: str = "tally"
+    database_url: str,
+    bootstrap: str,
+    topic: str,
+    pool: asyncpg.Pool,
+    name: str = "tally",
+    topic_prefix: str = "",
 ) -> OutboxRelay:
+    """The relay publishes to `topic_prefix` + `topic`."""
     app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
-    settings = ServiceSettings(database_url=database_url, kafka_bootstrap_servers=bootstrap)
+    settings = ServiceSettings(
+        database_url=database_url, kafka_bootstrap_servers=bootstrap, topic_prefix=topic_prefix
+    )
     return OutboxRelay(
         RelayConfig(name=name, schema=SCHEMA, batch_size=50, standby_interval=0.2),
         EventsourcingLog(app, message_for(topic)),

@@ -168,6 +168,37 @@ async def test_a_fenced_relay_publishes_nothing(
     await pool.close()
 
 
+async def test_relays_of_two_stacks_sharing_one_cluster_do_not_fence_each_other(
+    database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    """`CHATSHARE_TOPIC_PREFIX` lets several stacks share a cluster (README): the same service's
+    relay in each, with its own database and topics, must not take the other's transactional
+    id, or each new relay fences the other stack's active one."""
+    prefix = f"other{uuid.uuid4().hex[:6]}."
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(prefix + topic, 1, 1)])
+    await admin.close()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    ours = build_relay(database_url, kafka_bootstrap, topic, pool)
+    theirs = build_relay(database_url, kafka_bootstrap, topic, pool, topic_prefix=prefix)
+    our_producer, their_producer = ours._new_producer(), theirs._new_producer()
+    await our_producer.start()
+    await their_producer.start()  # the other stack's relay starts after ours
+    message = OutboxMessage(
+        topic=topic, key="k", value=b'{"n": 1, "version": 2}', event_id=uuid.uuid4()
+    )
+    try:
+        await ours.publish_batch(our_producer, [(1, message)])
+        await theirs.publish_batch(their_producer, [(1, message)])
+    finally:
+        await our_producer.stop()
+        await their_producer.stop()
+    assert len(await read_committed(kafka_bootstrap, topic, expected=1)) == 1
+    assert len(await read_committed(kafka_bootstrap, prefix + topic, expected=1)) == 1
+    await pool.close()
+
+
 async def test_a_second_relay_stands_by_while_the_first_is_active(
     database_url: str, kafka_bootstrap: str, topic: str
 ) -> None:
