@@ -7,6 +7,9 @@ through the API.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import urlencode
@@ -48,8 +51,57 @@ def login_url_for(settings: ServiceSettings, path: str) -> str:
     return f"{settings.login_url}{separator}{urlencode({'redirect': path})}"
 
 
+class VerifiedTokens:
+    """Tokens already verified, until their `exp`: a gateway's client sends the same token with
+    every request, and verifying it again (HMAC, JSON, claim checks) was a tenth of a share
+    command's time. An entry is the exact token string under the exact secret, issuer and
+    audience that verified it; from its `exp` on it is gone, and the token meets the full check
+    (and its 401) again. Bounded; the least recently used entry goes first."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, ...], tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> Principal | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            principal, expires = entry
+            if _now() >= expires:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return principal
+
+    def put(self, key: tuple[str, ...], principal: Principal, expires: float) -> None:
+        with self._lock:
+            self._entries[key] = (principal, expires)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+
+_verified = VerifiedTokens()
+
+
+def _now() -> float:
+    return time.time()
+
+
 def decode_token(token: str, settings: ServiceSettings) -> Principal:
     """Verify signature, expiry, issuer and audience; raise `jwt.InvalidTokenError` otherwise."""
+    key = (token, settings.jwt_secret, settings.jwt_issuer or "", settings.jwt_audience or "")
+    known = _verified.get(key)
+    if known is not None:
+        return known
+    principal, expires = _verify(token, settings)
+    _verified.put(key, principal, expires)
+    return principal
+
+
+def _verify(token: str, settings: ServiceSettings) -> tuple[Principal, float]:
     options = {"require": ["sub", "exp"], "verify_aud": settings.jwt_audience is not None}
     claims = jwt.decode(
         token,
@@ -66,7 +118,8 @@ def decode_token(token: str, settings: ServiceSettings) -> Principal:
     if not isinstance(subject, str) or not subject:
         raise jwt.InvalidTokenError("sub must be a non-empty string")
     name = claims.get("name")
-    return Principal(user_id=subject, role=role, name=name if isinstance(name, str) else None)
+    principal = Principal(user_id=subject, role=role, name=name if isinstance(name, str) else None)
+    return principal, float(claims["exp"])
 
 
 def _settings(request: Request) -> ServiceSettings:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from datetime import datetime, tzinfo
 
 import httpx
 import pytest
@@ -115,3 +117,41 @@ def test_production_refuses_the_dev_secret_and_short_secrets() -> None:
     with pytest.raises(ValueError, match="at least 32 bytes"):
         ServiceSettings(env="production", jwt_secret="short")
     assert ServiceSettings(env="production", jwt_secret="x" * 32).env == "production"
+
+
+# Verified tokens are remembered until their exp: never past it, never across secrets.
+
+
+async def test_a_token_accepted_before_is_refused_once_it_expires(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = make_token("alice", "user", expires_in=60)
+    assert (await client.get("/me", headers=bearer(token))).status_code == 200
+
+    later = time.time() + 61
+    monkeypatch.setattr("servicekit.auth._now", lambda: later)
+    monkeypatch.setattr("jwt.api_jwt.datetime", _clock_at(later))
+    answer = await client.get("/me", headers=bearer(token))
+
+    assert answer.status_code == 401
+
+
+async def test_a_token_accepted_under_one_secret_is_refused_under_another() -> None:
+    token = make_token("alice", "user")
+    first = app_with(ServiceSettings(login_url="/auth"))
+    other = app_with(ServiceSettings(login_url="/auth", jwt_secret="another secret " * 4))
+    for app, expected in ((first, 200), (other, 401)):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/me", headers=bearer(token))).status_code == expected
+
+
+def _clock_at(moment: float) -> type[datetime]:
+    """PyJWT's own clock, moved to `moment`."""
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Clock:
+            return cls.fromtimestamp(moment, tz)
+
+    return Clock
