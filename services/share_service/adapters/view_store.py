@@ -2,9 +2,7 @@
 
 Each row carries the link version it reflects, and every write is a version-checked upsert: a
 repeat or an older redelivery changes nothing. A deleted link leaves a tombstone (deleted, body
-cleared) that keeps its version, so an older `SnapshotUpdated` can never bring it back; its
-`updated_at` is the moment of the deletion, whatever row it met, so a tombstone the delete command
-wrote over a row the projection had not brought up to date is the one a replay makes. `body` is
+cleared) that keeps its version, so an older `SnapshotUpdated` can never bring it back. `body` is
 the GET answer ready-made, without `tts_enabled`, which is joined from the policy view at read time.
 `created_at` and `updated_at` are the link's own times, from its events: a replay makes the same rows.
 The table name is `share_views`; the operator's replay builds a shadow under another name and
@@ -134,10 +132,9 @@ class ShareViewStore:
     async def put_tombstone(
         self, link: LinkRow, owner_id: str, connection: asyncpg.Connection | None = None
     ) -> None:
-        """The link is dead from `link.version` on, since `link.updated_at` (the deletion's
-        moment). An existing row keeps its `created_at`; the given one is used only when there is
-        no row yet. The delete command writes this itself, and the projection repeats it
-        harmlessly."""
+        """The link is dead from `link.version` on. An existing row keeps its times; the given
+        ones are used only when there is no row yet. The delete command writes this itself, and
+        the projection repeats it harmlessly."""
         write = ViewWrite(
             link.share_id, link.chat_id, owner_id, link.version, None,
             link.created_at, link.updated_at,
@@ -149,13 +146,11 @@ class ShareViewStore:
             await self.put_views(acquired, [write])
 
     def _upsert(self) -> str:
-        # A tombstone (body NULL) keeps the row's chat and owner; a snapshot sets them. Neither
-        # sets created_at. Both set updated_at: a tombstone's is the deletion's, never the time of
-        # whichever older row it happened to meet (that would make a replay differ).
-        # Arrays in, one row per link: a whole batch is one round trip.
+        # A tombstone (body NULL) keeps the row's chat, owner and times; a snapshot sets all but
+        # created_at. Arrays in, one row per link: a whole batch is one round trip.
         keep_if_deleted = ", ".join(
             f"{column} = CASE WHEN EXCLUDED.deleted THEN v.{column} ELSE EXCLUDED.{column} END"
-            for column in ("chat_id", "owner_id")
+            for column in ("chat_id", "owner_id", "updated_at")
         )
         return (
             f"INSERT INTO {self.table} AS v (share_id, chat_id, owner_id, version, deleted, body,"
@@ -164,8 +159,7 @@ class ShareViewStore:
             " $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::timestamptz[],"
             " $7::timestamptz[]) AS w(share_id, chat_id, owner_id, version, body, created_at,"
             " updated_at) ON CONFLICT (share_id) DO UPDATE SET version = EXCLUDED.version,"
-            f" deleted = EXCLUDED.deleted, body = EXCLUDED.body, updated_at = EXCLUDED.updated_at,"
-            f" {keep_if_deleted}"
+            f" deleted = EXCLUDED.deleted, body = EXCLUDED.body, {keep_if_deleted}"
             " WHERE v.version < EXCLUDED.version RETURNING v.share_id"
         )
 

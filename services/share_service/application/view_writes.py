@@ -19,8 +19,8 @@ class ViewWrite:
     """A link's row at `version`: live with `body`, or a tombstone when `body` is None.
 
     The store applies it only over an older row. A snapshot sets everything but `created_at`;
-    a tombstone sets the version and `updated_at` (the deletion's moment) and clears the body,
-    keeping the row's `created_at`. The `created_at` given is used when there is no row yet.
+    a tombstone sets only the version and clears the body, keeping the row's times. The times
+    given are used when there is no row yet.
     """
 
     share_id: str
@@ -56,7 +56,7 @@ def view_writes(events: Sequence[LinkEventBase], created: dict[str, datetime]) -
                     body = shared_chat_body(event, created_at)
                     writes.append(_write(event, body, created_at))
             case contracts.LinkDeleted():
-                # created_at counts only if no row exists (its ShareCreated was never applied).
+                # The times count only if no row exists (its ShareCreated was never applied).
                 created_at = created.get(event.share_id, event.occurred_at)
                 writes.append(_write(event, None, created_at))
     return writes

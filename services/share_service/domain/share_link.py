@@ -132,8 +132,6 @@ class ShareLink(Aggregate):
         def apply(self, aggregate: ShareLink) -> None:
             aggregate.deleted_reason = self.reason
             aggregate.deleted_by = self.deleted_by
-            # The tombstone's time: the delete command's and the projection's are then equal.
-            aggregate.updated_at = self.timestamp
 
     def __init__(
         self, share_id: str, chat_id: str, owner_id: str, chat_version: int, snapshot: Snapshot

@@ -42,14 +42,6 @@ def test_every_change_of_a_link_counts_one_version() -> None:
     assert [event.originator_version for event in link.collect_events()] == [1, 2, 3]
 
 
-def test_a_deleted_link_was_last_changed_when_it_was_deleted() -> None:
-    """The time its tombstone carries, from the command and from the projection alike."""
-    link = new_link()
-    link.delete("alice", is_admin=False)
-    deleted = link.collect_events()[-1]
-    assert link.updated_at == deleted.timestamp
-
-
 def test_a_deleted_link_can_be_neither_updated_nor_deleted_again() -> None:
     link = new_link()
     link.delete_with_chat()

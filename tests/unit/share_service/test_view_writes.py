@@ -21,7 +21,7 @@ def upsert(row: ViewWrite | None, write: ViewWrite) -> ViewWrite:
     if row.version >= write.version:
         return row
     if write.deleted:
-        return replace(row, version=write.version, body=None, updated_at=write.updated_at)
+        return replace(row, version=write.version, body=None)
     return replace(write, created_at=row.created_at)
 
 
