@@ -61,6 +61,13 @@ class ShareViewStore:
             f" FROM {self.table} v WHERE v.share_id = $1"
         )
         self._put = self._upsert()
+        self._tombstone = (
+            f"INSERT INTO {self.table} AS v (share_id, chat_id, owner_id, version, deleted, body,"
+            " created_at, updated_at) VALUES ($1, $2, $3, $4, true, NULL, $5, $6)"
+            " ON CONFLICT (share_id) DO UPDATE SET version = EXCLUDED.version, deleted = true,"
+            " body = NULL, chat_id = EXCLUDED.chat_id, owner_id = EXCLUDED.owner_id,"
+            " updated_at = EXCLUDED.updated_at WHERE v.version < EXCLUDED.version"
+        )
 
     async def create_table(self) -> None:
         async with self.pool.acquire() as connection:
@@ -117,7 +124,7 @@ class ShareViewStore:
         rounds = _rounds(writes)
         if not rounds:
             return set()
-        if len(rounds) == 1:  # the delete command's one tombstone: no transaction round trips
+        if len(rounds) == 1:  # each link written once: no transaction round trips
             return await self._put_round(connection, rounds[0])
         changed: set[str] = set()
         async with connection.transaction():
@@ -132,18 +139,18 @@ class ShareViewStore:
     async def put_tombstone(
         self, link: LinkRow, owner_id: str, connection: asyncpg.Connection | None = None
     ) -> None:
-        """The link is dead from `link.version` on. An existing row keeps its times; the given
-        ones are used only when there is no row yet. The delete command writes this itself, and
-        the projection repeats it harmlessly."""
-        write = ViewWrite(
-            link.share_id, link.chat_id, owner_id, link.version, None,
-            link.created_at, link.updated_at,
+        """The delete command's own write: the link is dead from `link.version` on. The command
+        knows the link whole, so the row takes the link's times as of its last snapshot — the
+        row the projection and a replay leave from the events (a tombstone keeps the snapshot
+        before it) — whichever older version of the row the projection had reached. The
+        projection repeats it harmlessly."""
+        values = (
+            link.share_id, link.chat_id, owner_id, link.version, link.created_at, link.updated_at
         )  # fmt: skip
         if connection is not None:
-            await self.put_views(connection, [write])
+            await connection.execute(self._tombstone, *values)
             return
-        async with self.pool.acquire() as acquired:
-            await self.put_views(acquired, [write])
+        await self.pool.execute(self._tombstone, *values)
 
     def _upsert(self) -> str:
         # A tombstone (body NULL) keeps the row's chat, owner and times; a snapshot sets all but

@@ -237,6 +237,31 @@ async def test_a_replay_into_a_fresh_store_makes_identical_rows(
     assert [dict(row) for row in replayed_rows] == [dict(row) for row in live_rows]
 
 
+async def test_a_delete_command_that_overtakes_the_projection_leaves_the_row_a_replay_makes(
+    settings: ShareServiceSettings,
+) -> None:
+    """The delete command tombstones the row itself (revocation is synchronous) while the
+    projection may still be behind — here it has applied the link's creation but not its new
+    snapshot. The tombstone must be the one the projection and a replay make from the events:
+    the link's times as of its last snapshot, not those of whatever row it met (found by the
+    fault suite: a link deleted under load differed from `chatshare replay share-views`)."""
+    story = LinkStory("erin")
+    created, updated, deleted = story.created("hi"), story.updated("hi", "more"), story.deleted()
+    async with running_projection(settings) as live:
+        await live.applied(await publish(settings, [created]))
+        # What the command side knows of the link it deletes: created, last snapshot at v2.
+        link = LinkRow(story.share_id, story.chat_id, 3, created.occurred_at, updated.occurred_at)
+        await live.views.put_tombstone(link, "erin")
+        offsets = await publish(settings, [updated, deleted])  # then the projection gets them
+        await live.applied(offsets)
+        live_rows = await live.rows()
+    async with running_projection(settings, "replayed", "share-projection-replay") as replay:
+        await replay.applied(offsets)
+        replayed_rows = await replay.rows()
+    assert [dict(row) for row in live_rows] == [dict(row) for row in replayed_rows]
+    assert (live_rows[0]["deleted"], live_rows[0]["updated_at"]) == (True, updated.occurred_at)
+
+
 async def test_poison_is_dead_lettered_with_a_reason_and_the_projection_keeps_going(
     settings: ShareServiceSettings,
 ) -> None:
