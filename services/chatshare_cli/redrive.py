@@ -23,8 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from chatshare_cli.dead_letters import DeadLetter
 from contracts.topics import CHAT_MIRROR_GROUP, SHARE_PROJECTION_GROUP
-from servicekit.consumer import Delivery, Unprocessable
-from servicekit.faults import is_transient
+from servicekit.consumer import Delivery, Unprocessable, is_transient
 from share_service.adapters.chat_mirror_store import ChatMirrorStore
 from share_service.adapters.community_request_store import CommunityRequestStore
 from share_service.adapters.view_store import LinkRow, ShareViewStore

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from contracts.topics import dead_letter_topic
 from servicekit.config import ServiceSettings
-from servicekit.faults import is_transient
+from servicekit.faults import is_transient as is_transient  # re-exported: callers import it here
 from servicekit.message_context import (
     CORRELATION_ID,
     TRACEPARENT,
