@@ -23,7 +23,6 @@ from servicekit.consumer import Delivery, Unprocessable
 from servicekit.runtime import ServiceRuntime
 
 POLL_SECONDS = 0.02
-PROBE_FETCH_WAIT_MS = 10
 
 
 @dataclass(frozen=True)
@@ -143,10 +142,6 @@ class PolicyView:
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 enable_auto_commit=False,
                 isolation_level="read_committed",
-                # It reads records that exist, never waits for new ones. With the default 500 ms,
-                # the fetch left waiting at the end of the topic delays the next probe's: every
-                # request took half a second, and a backlog drained at two requests a second.
-                fetch_max_wait_ms=PROBE_FETCH_WAIT_MS,
             )
             await self._probe.start()
             self._probe.assign([partition])
