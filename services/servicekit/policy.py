@@ -23,6 +23,10 @@ from servicekit.consumer import Delivery, Unprocessable
 from servicekit.runtime import ServiceRuntime
 
 POLL_SECONDS = 0.02
+# Each probe reads up to the topic's end and then asks for more: the broker holds a fetch with
+# nothing to return for fetch.max.wait.ms (500 ms by default), and the next probe's fetch waits
+# behind it. With the default, every upload's "still on?" cost about a second, serialised.
+PROBE_FETCH_WAIT_MS = 10
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class PolicyView:
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 enable_auto_commit=False,
                 isolation_level="read_committed",
+                fetch_max_wait_ms=PROBE_FETCH_WAIT_MS,
             )
             await self._probe.start()
             self._probe.assign([partition])
