@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from contracts.topics import dead_letter_topic
 from servicekit.config import ServiceSettings
+from servicekit.faults import is_transient as is_transient  # re-exported: callers import it here
 from servicekit.message_context import (
     CORRELATION_ID,
     TRACEPARENT,
@@ -70,27 +71,6 @@ class Delivery(Generic[E]):
 
 Decoder = Callable[[ConsumerRecord[bytes, bytes]], E]
 BatchHandler = Callable[[Sequence[Delivery[E]]], Awaitable[None]]
-
-
-def is_transient(error: BaseException) -> bool:
-    """Faults of the infrastructure, not of the message: wait them out, never dead-letter."""
-    import asyncpg
-    import psycopg
-
-    transient = (
-        ConnectionError,
-        TimeoutError,
-        OSError,
-        KafkaError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.TooManyConnectionsError,
-        asyncpg.SerializationError,
-        asyncpg.DeadlockDetectedError,
-        psycopg.OperationalError,
-    )
-    return isinstance(error, transient)
 
 
 class AssignmentTracker(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -220,7 +200,9 @@ class ConsumerGroup(Generic[E]):
             self.metrics.consumed.labels(self.group, delivery.record.topic).inc()
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
-        failures = 0
+        # Two counts: waiting out an outage is not the handler failing, so it never uses up
+        # the attempts that decide a dead letter (an outage must not park a valid event).
+        failures = outage = 0
         while True:
             try:
                 await attempt()
@@ -231,8 +213,8 @@ class ConsumerGroup(Generic[E]):
                 if is_transient(error):
                     self.metrics.retries.labels(self.group, "transient").inc()
                     log.warning("group %s: transient fault, retrying: %s", self.group, error)
-                    await asyncio.sleep(self.retry.delay(min(failures, 6)))
-                    failures += 1
+                    await asyncio.sleep(self.retry.delay(min(outage, 6)))
+                    outage += 1
                     continue
                 failures += 1
                 if failures >= self.retry.attempts:

@@ -3,6 +3,7 @@ say why in one sentence, and request metrics."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +22,9 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.auth import AuthError
+from servicekit.faults import RETRY_AFTER_SECONDS, TRANSIENT
+
+log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """Returns None when ready, else a short reason ("kafka unreachable: …")."""
@@ -112,8 +116,30 @@ def document_rejections(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+UNAVAILABLE = {
+    "detail": "This service cannot reach its database or message broker right now; "
+    "try again shortly."
+}
+
+
+def unavailable_answer() -> JSONResponse:
+    """503 for a request that met an infrastructure outage (servicekit.faults)."""
+    return JSONResponse(
+        UNAVAILABLE, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     document_rejections(app)
+
+    async def unavailable(request: Request, error: Exception) -> JSONResponse:
+        log.warning(
+            "%s %s met an infrastructure fault: %r", request.method, request.url.path, error
+        )
+        return unavailable_answer()
+
+    for kind in TRANSIENT:
+        app.add_exception_handler(kind, unavailable)
 
     @app.exception_handler(AuthError)
     async def auth_error(_: Request, error: AuthError) -> JSONResponse:

@@ -19,12 +19,13 @@ from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import ProducerFenced
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from contracts.topics import max_message_bytes
 from servicekit.config import ServiceSettings
+from servicekit.faults import is_transient
 from servicekit.message_context import CORRELATION_ID, EVENT_ID
 from servicekit.outbox_message import OutboxMessage
 from servicekit.stored_context import read_with_context
@@ -134,7 +135,9 @@ class OutboxRelay:
         self.wakeup.set()
 
     async def run(self) -> None:
-        """Stand by until elected, publish while elected, and stand by again when fenced."""
+        """Stand by until elected, publish while elected, and stand by again when fenced. An
+        outage of Kafka or PostgreSQL under it is waited out, however long: the relay is the
+        only way stored events reach Kafka, so it must never die of one."""
         await self.prepare()
         while True:
             lock = await self._acquire_lock()
@@ -148,10 +151,13 @@ class OutboxRelay:
                 await self.publish_while_leader(lock, producer)
             except (ProducerFenced, LostLeadership) as error:
                 log.warning("relay %s stands down: %s", self.config.name, error)
-            except KafkaError as error:
+            except Exception as error:
+                if not is_transient(error):
+                    raise
                 log.warning(
-                    "relay %s: Kafka fault, restarting the relay: %s", self.config.name, error
-                )
+                    "relay %s: Kafka or PostgreSQL unreachable, restarting the relay: %r",
+                    self.config.name, error,
+                )  # fmt: skip
                 await asyncio.sleep(self.config.standby_interval)
             finally:
                 self._set_active(False)
@@ -227,14 +233,20 @@ class OutboxRelay:
         self.metrics.active.labels(self.config.name).set(1 if active else 0)
 
     async def _acquire_lock(self) -> asyncpg.Connection | None:
+        """The advisory lock's connection if this relay is elected; None if another relay holds
+        the lock or PostgreSQL cannot be reached (both mean: try again later)."""
+        connection: asyncpg.Connection | None = None
         try:
             connection = await asyncpg.connect(self.settings.database_dsn, timeout=10)
-        except (OSError, asyncpg.PostgresError) as error:
-            log.warning("relay %s cannot reach PostgreSQL: %s", self.config.name, error)
-            return None
-        if await connection.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._lock_key):
-            return connection
-        await connection.close()
+            lock = "SELECT pg_try_advisory_lock(hashtext($1))"
+            if await connection.fetchval(lock, self._lock_key):
+                return connection
+        except Exception as error:
+            if not is_transient(error) and not isinstance(error, asyncpg.PostgresError):
+                raise
+            log.warning("relay %s cannot reach PostgreSQL: %r", self.config.name, error)
+        if connection is not None:
+            await _quietly(connection.close())
         return None
 
     @property

@@ -24,6 +24,7 @@ from servicekit.http import (
     install_error_handlers,
     install_operational_routes,
 )
+from servicekit.kafka_connections import survive_closed_transports
 from servicekit.outbox import OutboxRelay
 from servicekit.request_context import RequestContext
 from servicekit.structured_logging import BROKER_LOGGER, configure_logging
@@ -118,6 +119,7 @@ class ServiceRuntime:
 
 
 def new_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
+    survive_closed_transports()  # every Kafka client of the process, relays and probes too
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,

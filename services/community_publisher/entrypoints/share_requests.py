@@ -18,7 +18,8 @@ from community_publisher.application.publishing import CommunityPublisher
 from community_publisher.config import CommunityPublisherSettings
 from community_publisher.domain.upload_request import UploadRequest
 from contracts.topics import COMMUNITY_PUBLISHER_GROUP, SHARE_EVENTS
-from servicekit.consumer import Delivery, Unprocessable, is_transient
+from servicekit.consumer import Delivery, Unprocessable
+from servicekit.faults import is_transient
 from servicekit.message_context import MessageContext, using_context
 from servicekit.runtime import ServiceRuntime
 

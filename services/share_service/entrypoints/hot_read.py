@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servicekit.auth import AuthError, api_user_of
+from servicekit.faults import is_transient
+from servicekit.http import unavailable_answer
 from share_service.domain.errors import LinkNotFound
 from share_service.entrypoints.http_errors import answer_for
 from share_service.entrypoints.wiring import wiring
@@ -47,9 +49,15 @@ class HotShareReads:
         except AuthError:
             await self.app(scope, receive, send)  # the route answers 401/403 canonically
             return
-        body = await wiring(request).read_share_bytes(
-            match.group(1), int(version.group(1)) if version else None
-        )
+        try:
+            body = await wiring(request).read_share_bytes(
+                match.group(1), int(version.group(1)) if version else None
+            )
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            await unavailable_answer()(scope, receive, send)  # as the routes answer it
+            return
         if body is None:
             await _answer(send, 404, self._not_found_body())
         else:

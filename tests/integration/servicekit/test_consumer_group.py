@@ -39,6 +39,7 @@ class Ledger:
 
     applied: list[int] = field(default_factory=list)
     transient_faults_left: int = 0
+    glitches_left: int = 0  # handler failures once the transient faults are over
     always_failing: set[int] = field(default_factory=set)
 
     async def handle(self, deliveries: Sequence[Delivery[dict[str, object]]]) -> None:
@@ -49,6 +50,9 @@ class Ledger:
             if self.transient_faults_left:
                 self.transient_faults_left -= 1
                 raise ConnectionError("database went away")
+            if self.glitches_left:
+                self.glitches_left -= 1
+                raise ValueError("a one-off failure as the database comes back")
         self.applied.extend(int(d.event["n"]) for d in deliveries)  # type: ignore[call-overload]
 
 
@@ -140,6 +144,18 @@ async def test_transient_faults_are_retried_not_dead_lettered(
     ledger = Ledger(transient_faults_left=4)
     await run_group(kafka_bootstrap, topic, ledger, until=2)
     assert ledger.applied == [1, 2]
+    assert await read_all(kafka_bootstrap, dead_letter_topic(f"group-{topic}")) == []
+
+
+async def test_an_outage_does_not_use_up_the_handler_s_own_attempts(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """Waiting out a database outage is not failing: one handler error as it comes back still
+    leaves the record its retries (RetryPolicy.attempts), instead of dead-lettering it."""
+    await produce(kafka_bootstrap, topic, [event(1)])
+    ledger = Ledger(transient_faults_left=4, glitches_left=1)
+    await run_group(kafka_bootstrap, topic, ledger, until=1)
+    assert ledger.applied == [1]
     assert await read_all(kafka_bootstrap, dead_letter_topic(f"group-{topic}")) == []
 
 

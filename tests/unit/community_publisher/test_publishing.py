@@ -28,8 +28,8 @@ from community_publisher.domain.upload_attempts import (
     TryAgain,
 )
 from community_publisher.domain.upload_request import UploadRequest
-from servicekit.consumer import is_transient
 from servicekit.event_store import in_memory_env
+from servicekit.faults import is_transient
 from servicekit.policy import Policy, PolicyUnknown
 from tests.community_requests import branched_snapshot
 

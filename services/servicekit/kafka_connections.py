@@ -1,0 +1,43 @@
+"""aiokafka's connections made safe under uvloop, which uvicorn runs the services on.
+
+When the broker goes away, uvloop closes the socket's transport before aiokafka's reader task
+has noticed; a request written in that moment raises uvloop's RuntimeError ("the handler is
+closed"), where the standard loop raises nothing and aiokafka expects an OSError
+(aio-libs/aiokafka#1038, still open in 0.14). Uncaught, it ends a consumer's group-coordinator
+routine for good: the consumer stays in the process, still "assigned" as far as anyone can
+tell, and never consumes again. Found by the Kafka SIGKILL restart test (the chat mirror
+stopped after the broker came back). The error is turned into the KafkaConnectionError that
+aiokafka raises for any broken connection, which every caller already retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.conn import AIOKafkaConnection, CloseReason
+from aiokafka.errors import KafkaConnectionError
+
+_PATCHED = "_chatshare_survives_closed_transports"
+
+
+def survive_closed_transports() -> None:
+    """Patch `AIOKafkaConnection.send` once per process (idempotent); call before any Kafka
+    client starts."""
+    if getattr(AIOKafkaConnection.send, _PATCHED, False):
+        return
+    original = AIOKafkaConnection.send
+
+    def send(self: AIOKafkaConnection, request: Any, expect_response: bool = True) -> Any:
+        try:
+            return original(self, request, expect_response)
+        except RuntimeError as error:
+            writer = self._writer
+            if writer is None or not writer.transport.is_closing():
+                raise  # not the closed-transport case: nothing of ours to translate
+            self.close(reason=CloseReason.CONNECTION_BROKEN, exc=error)
+            raise KafkaConnectionError(
+                f"Connection at {self._host}:{self._port} broken: {error}"
+            ) from error
+
+    setattr(send, _PATCHED, True)
+    AIOKafkaConnection.send = send
