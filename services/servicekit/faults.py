@@ -19,6 +19,8 @@ TRANSIENT: tuple[type[Exception], ...] = (
     asyncpg.CannotConnectNowError,  # starting up, shutting down
     asyncpg.AdminShutdownError,  # "terminating connection due to administrator command"
     asyncpg.CrashShutdownError,
+    # asyncpg's protocol left mid-operation on a connection the server ended under it.
+    asyncpg.InternalClientError,
     asyncpg.TooManyConnectionsError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,

@@ -135,9 +135,10 @@ class OutboxRelay:
         self.wakeup.set()
 
     async def run(self) -> None:
-        """Stand by until elected, publish while elected, and stand by again when fenced. An
-        outage of Kafka or PostgreSQL under it is waited out, however long: the relay is the
-        only way stored events reach Kafka, so it must never die of one."""
+        """Stand by until elected, publish while elected, and stand by again when fenced. The
+        relay is the only way stored events reach Kafka, so it never gives up: an outage of
+        Kafka or PostgreSQL is waited out, however long, and any other error is logged with its
+        traceback and the relay started again (its work is idempotent: a tail is re-sent)."""
         await self.prepare()
         while True:
             lock = await self._acquire_lock()
@@ -152,12 +153,13 @@ class OutboxRelay:
             except (ProducerFenced, LostLeadership) as error:
                 log.warning("relay %s stands down: %s", self.config.name, error)
             except Exception as error:
-                if not is_transient(error):
-                    raise
-                log.warning(
-                    "relay %s: Kafka or PostgreSQL unreachable, restarting the relay: %r",
-                    self.config.name, error,
-                )  # fmt: skip
+                if is_transient(error):
+                    log.warning(
+                        "relay %s: Kafka or PostgreSQL unreachable, restarting the relay: %r",
+                        self.config.name, error,
+                    )  # fmt: skip
+                else:
+                    log.exception("relay %s failed, restarting it: %r", self.config.name, error)
                 await asyncio.sleep(self.config.standby_interval)
             finally:
                 self._set_active(False)
@@ -169,9 +171,7 @@ class OutboxRelay:
     ) -> None:
         position = await self.load_position()
         while True:
-            if lock.is_closed():
-                raise LostLeadership("the advisory lock's connection closed")
-            await lock.fetchval("SELECT 1")  # re-check before every batch (DESIGN.md)
+            await self._check_lock(lock)
             self.wakeup.clear()  # before reading: a save after this read sets it again
             batch = await asyncio.to_thread(
                 self.notifications.read_after, position, self.config.batch_size
@@ -227,6 +227,16 @@ class OutboxRelay:
             max_request_size=max_message_bytes(self.settings.max_snapshot_bytes),
             transaction_timeout_ms=60_000,
         )
+
+    async def _check_lock(self, lock: asyncpg.Connection) -> None:
+        """Re-checked before every batch (DESIGN.md): a lock whose connection cannot answer may
+        be held by another relay by now."""
+        if lock.is_closed():
+            raise LostLeadership("the advisory lock's connection closed")
+        try:
+            await lock.fetchval("SELECT 1")
+        except Exception as error:  # seen after a PostgreSQL restart: asyncpg InternalClientError
+            raise LostLeadership(f"the advisory lock's connection failed: {error!r}") from error
 
     def _set_active(self, active: bool) -> None:
         self.is_active = active

@@ -15,7 +15,7 @@ import httpx
 from chatshare_cli.kafka_reads import read_until, topic_reader
 
 from contracts.topics import CONSUMER_GROUPS, SHARE_EVENTS, dead_letter_topic
-from tests.faults.infra_load import READER, StreamLoad
+from tests.faults.infra_load import NO_ANSWER, READER, StreamLoad
 from tests.faults.infra_stack import InfraStack, wait_until_ready, wait_until_settled
 from tests.identities import bearer, make_token
 from tests.integration.operators.cli_runner import chatshare
@@ -68,6 +68,15 @@ async def dead_letters(stack: InfraStack) -> dict[str, int]:
     for partition in partitions:
         parked[partition.topic] += ends[partition] - first[partition]
     return {topic: count for topic, count in parked.items() if count}
+
+
+def refusals(answers: Counter[str]) -> dict[str, int]:
+    """Calls that were not served: any 5xx, or no answer at all."""
+    return {
+        answer: count
+        for answer, count in answers.items()
+        if answer.endswith(NO_ANSWER) or answer.split()[-1].startswith("5")
+    }
 
 
 def server_errors(answers: Counter[str]) -> dict[str, int]:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import httpx
 import pytest
 
-from tests.faults.infra_checks import assert_nothing_lost, server_errors
+from tests.faults.infra_checks import assert_nothing_lost, refusals
 from tests.faults.infra_load import ADMIN, StreamLoad
 from tests.faults.infra_stack import (
     InfraStack,
@@ -106,7 +106,7 @@ async def test_the_kafka_broker_restarted_mid_stream_loses_and_repeats_nothing(
         assert_not_ready_for(during, "kafka")
         # No dual writes: with Kafka down, commands are stored and acknowledged all the same
         # (the outbox publishes them once it is back); not one is refused.
-        assert not server_errors(load.ledger.answers["outage"]), load.ledger.answers["outage"]
+        assert not refusals(load.ledger.answers["outage"]), load.ledger.answers["outage"]
         outcome = await assert_nothing_lost(stack, load)
     finally:
         await load.close()

@@ -1,6 +1,7 @@
 """The outbox relay on the real broker and database: everything stored is published in order;
-a relay SIGKILLed mid-stream and restarted re-sends a tail and loses nothing; a fenced relay
-publishes nothing; a second relay stands by while the first is active."""
+a relay SIGKILLed mid-stream and restarted re-sends a tail and loses nothing, and one that meets
+an unexpected error starts again by itself; a fenced relay publishes nothing; a second relay
+stands by while the first is active."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from servicekit.event_store import eventsourcing_env
+from servicekit.outbox import EventsourcingLog
 from servicekit.outbox_message import OutboxMessage
-from tests.integration.servicekit.counter_store import SCHEMA, TallyApp, build_relay
+from tests.integration.servicekit.counter_store import SCHEMA, TallyApp, build_relay, message_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -97,6 +99,39 @@ async def test_the_relay_publishes_every_stored_event_in_order_with_ids_in_heade
     assert_complete_and_in_order(seen, tallies)
     assert len({item["event_id"] for item in seen}) == 90
     assert await relay.load_position() == max(int(item["notification_id"]) for item in seen)  # type: ignore[call-overload]
+    await pool.close()
+
+
+class FailingOnce(EventsourcingLog):
+    """The store's log, failing once after the first batch as no outage does (seen after a
+    PostgreSQL restart: asyncpg's InternalClientError on the lock's connection)."""
+
+    failed = False
+
+    def read_after(self, position: int, limit: int) -> list[tuple[int, OutboxMessage | None]]:
+        if position > 0 and not self.failed:
+            self.failed = True
+            raise RuntimeError("an error no one planned for")
+        return super().read_after(position, limit)
+
+
+async def test_a_relay_that_meets_an_unexpected_error_starts_again_and_loses_nothing(
+    database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
+    tallies = {str(app.count(None, range(1, 31))): 30 for _ in range(3)}
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    relay = build_relay(database_url, kafka_bootstrap, topic, pool)  # batches of 50
+    relay.notifications = failing = FailingOnce(app, message_for(topic))
+    task = asyncio.create_task(relay.run())
+    try:
+        seen = await read_committed(kafka_bootstrap, topic, expected=90)
+        assert failing.failed
+        assert not task.done()  # the relay is still running, not dead of it
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert_complete_and_in_order(seen, tallies)
     await pool.close()
 
 
