@@ -65,7 +65,10 @@ async def wire(
     progress = ProjectionProgress(runtime.pool, EVENT_STORE_SCHEMA)
     requests = CommunityRequestStore(runtime.pool, EVENT_STORE_SCHEMA)
     await views.create_table()
-    runtime.run_in_background("view-change listener", lambda: views.listen(settings.database_dsn))
+    if settings.runs("http"):  # wakes readers waiting for a version; workers have none
+        runtime.run_in_background(
+            "view-change listener", lambda: views.listen(settings.database_dsn)
+        )
     await progress.create_table()
     await requests.create_table()
     wiring = Wiring(
