@@ -170,25 +170,42 @@ class OutboxRelay:
         self, lock: asyncpg.Connection, producer: AIOKafkaProducer
     ) -> None:
         position = await self.load_position()
-        while True:
-            await self._check_lock(lock)
-            self.wakeup.clear()  # before reading: a save after this read sets it again
-            batch = await asyncio.to_thread(
-                self.notifications.read_after, position, self.config.batch_size
-            )
-            if not batch:
-                self.metrics.lag.labels(self.config.name).set(0)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.config.poll_interval)
-                continue
-            await self.publish_batch(
-                producer, [(nid, msg) for nid, msg in batch if msg is not None]
-            )
-            position = batch[-1][0]
-            await self.save_position(position)
-            if len(batch) == self.config.batch_size:  # behind: say by how much
-                last = await asyncio.to_thread(self.notifications.last_id)
-                self.metrics.lag.labels(self.config.name).set(max(0, last - position))
+        # While a full batch is published, the next one is read (reading is pure: a batch read
+        # ahead and never published is simply read again after a restart).
+        ahead: asyncio.Task[Sequence[tuple[int, OutboxMessage | None]]] | None = None
+        try:
+            while True:
+                await self._check_lock(lock)
+                if ahead is None:
+                    self.wakeup.clear()  # before reading: a save after this read sets it again
+                    batch = await self._read_after(position)
+                else:  # the wakeup was left set: at worst one read more before waiting
+                    batch, ahead = await ahead, None
+                if not batch:
+                    self.metrics.lag.labels(self.config.name).set(0)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wakeup.wait(), self.config.poll_interval)
+                    continue
+                behind = len(batch) == self.config.batch_size
+                if behind:
+                    ahead = asyncio.create_task(self._read_after(batch[-1][0]))
+                await self.publish_batch(
+                    producer, [(nid, msg) for nid, msg in batch if msg is not None]
+                )
+                position = batch[-1][0]
+                await self.save_position(position)
+                if behind:  # say by how much
+                    last = await asyncio.to_thread(self.notifications.last_id)
+                    self.metrics.lag.labels(self.config.name).set(max(0, last - position))
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _read_after(self, position: int) -> Sequence[tuple[int, OutboxMessage | None]]:
+        return await asyncio.to_thread(
+            self.notifications.read_after, position, self.config.batch_size
+        )
 
     async def publish_batch(
         self, producer: AIOKafkaProducer, messages: Sequence[tuple[int, OutboxMessage]]
