@@ -107,8 +107,8 @@ class OneTripRecorder(PostgresApplicationRecorder):
     in order and the outbox relay never passes over a gap) stays held while the Python thread
     waits for its turn at the GIL between those statements: under load, most of a save's time.
     Here one function call in an implicit transaction does all four on the server. (The
-    library's own database functions, `POSTGRES_ENABLE_DB_FUNCTIONS`, leave the lock out, which
-    would let the relay skip events; they stay off.)
+    library's optional database functions leave the lock out, which would let the relay skip
+    events; the settings never switch them on.)
     """
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:

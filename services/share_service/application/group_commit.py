@@ -49,7 +49,7 @@ class Decided:
 
 
 def decide_one(decide: Decide) -> Decided:
-    """Blocking (loads aggregates): run it in a worker thread; many may run at once."""
+    """Blocking (a cache miss loads from the store): call it from a worker thread."""
     try:
         return Decided(decision=decide())
     except StaleRead:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,19 +22,16 @@ import contracts
 from contracts.topics import CHAT_MIRROR_GROUP, SHARE_EVENTS, SHARE_PROJECTION_GROUP
 from servicekit.consumer import DLQ_OMITTED
 from share_service.adapters.projection_progress import ProjectionProgress
-from share_service.config import ShareServiceSettings
 from tests.chat_feed import ChatFeed
 from tests.integration.operators.cli_runner import chatshare, start_cli
 from tests.integration.share_service.share_harness import (
     ALICE,
     BOB,
-    PUBLIC_URL,
     LinkStory,
     ShareService,
     community_request,
     outcome,
     publish,
-    running_share_service,
     until_applied,
 )
 
@@ -43,18 +39,6 @@ pytestmark = pytest.mark.integration
 
 VIEWS = "share_service.share_views"
 ROW = "share_id, chat_id, owner_id, version, deleted, body, created_at, updated_at"
-
-
-@pytest.fixture
-async def service(
-    database_url: str, kafka_bootstrap: str, topic_prefix: str
-) -> AsyncIterator[ShareService]:
-    settings = ShareServiceSettings(
-        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=topic_prefix, public_url=PUBLIC_URL, kafka_session_timeout_ms=6000,
-    )  # fmt: skip
-    async with running_share_service(settings) as running:
-        yield running
 
 
 def pool(service: ShareService) -> asyncpg.Pool:

@@ -3,8 +3,6 @@ it on: the caller can follow one Copy Link from its HTTP request to `share.event
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -13,24 +11,10 @@ from contracts.topics import CHAT_EVENTS, SHARE_EVENTS
 from share_service.config import ShareServiceSettings
 from tests.integration.share_service.share_harness import (
     ALICE,
-    PUBLIC_URL,
     ShareService,
-    running_share_service,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def service(
-    database_url: str, kafka_bootstrap: str, topic_prefix: str
-) -> AsyncIterator[ShareService]:
-    settings = ShareServiceSettings(
-        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=topic_prefix, public_url=PUBLIC_URL, kafka_session_timeout_ms=6000,
-    )  # fmt: skip
-    async with running_share_service(settings) as running:
-        yield running
 
 
 async def headers_of_records(

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 
 from contracts.topics import SHARE_PROJECTION_GROUP
-from share_service.config import ShareServiceSettings
 from tests.integration.share_service.share_harness import (
-    PUBLIC_URL,
     ShareService,
-    running_share_service,
 )
 
 pytestmark = pytest.mark.integration
@@ -33,18 +29,6 @@ OPERATOR_METRICS = (
     "share_projection_lag_events",
     "share_projection_lag_seconds",
 )
-
-
-@pytest.fixture
-async def service(
-    database_url: str, kafka_bootstrap: str, topic_prefix: str
-) -> AsyncIterator[ShareService]:
-    settings = ShareServiceSettings(
-        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=topic_prefix, public_url=PUBLIC_URL, kafka_session_timeout_ms=6000,
-    )  # fmt: skip
-    async with running_share_service(settings) as running:
-        yield running
 
 
 async def metrics_text(service: ShareService) -> str:
