@@ -27,6 +27,16 @@ MIN_VERSION = re.compile(r"^min_version=([1-9][0-9]{0,17})$")
 NO_STORE = [(b"cache-control", b"private, no-store")]
 
 
+class _Route:
+    """What the metrics and tracing middleware read from `scope["route"]` once a request is
+    answered: the route's template, as the regular route would have set it."""
+
+    path = "/api/v1/shares/{share_id}"
+
+
+ROUTE = _Route()
+
+
 class HotShareReads:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -58,6 +68,7 @@ class HotShareReads:
                 raise
             await unavailable_answer()(scope, receive, send)  # as the routes answer it
             return
+        scope["route"] = ROUTE
         if body is None:
             await _answer(send, 404, self._not_found_body())
         else:

@@ -10,9 +10,7 @@ import re
 import pytest
 
 from contracts.topics import SHARE_PROJECTION_GROUP
-from tests.integration.share_service.share_harness import (
-    ShareService,
-)
+from tests.integration.share_service.share_harness import ALICE, ShareService
 
 pytestmark = pytest.mark.integration
 
@@ -82,5 +80,11 @@ async def test_a_shared_link_shows_in_the_request_relay_consumer_and_lag_metrics
     assert consumed >= 1
     assert position >= 1
     assert lag_seconds >= 0
+    share_id = (await service.share(feed)).json()["share_id"]
+    assert (
+        await service.client.get(f"/api/v1/shares/{share_id}", headers=ALICE)
+    ).status_code == 200
     text = await metrics_text(service)
     assert sample(text, "http_requests_total", route="/api/v1/chats/{chat_id}/share", status="201")
+    # The hot read path answers before FastAPI's routing, and is counted under its route all the same.
+    assert sample(text, "http_requests_total", route="/api/v1/shares/{share_id}", status="200")
