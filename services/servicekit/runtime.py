@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from contracts.topics import dead_letter_topic, max_message_bytes
+from servicekit import heap
 from servicekit.config import Role, ServiceSettings
 from servicekit.consumer import BatchHandler, ConsumerGroup, ConsumerMetrics, Decoder
 from servicekit.http import (
@@ -178,14 +179,24 @@ async def _kafka_ready(broker: KafkaBroker) -> str | None:
 
 
 def new_service_app(
-    name: str, settings: ServiceSettings, lifespan: Callable[[FastAPI], object]
+    name: str,
+    settings: ServiceSettings,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
 ) -> FastAPI:
     """A FastAPI app with the shared edge installed (JSON logs, tracing if the environment asks
     for it, request context and metrics); the service adds its routes."""
     configure_logging(name, settings.log_level)
     tracer = configure_tracing(name)
     registry = CollectorRegistry()
-    app = FastAPI(title=f"chatshare {name}", lifespan=lifespan)  # type: ignore[arg-type]
+    heap.tune()
+
+    @asynccontextmanager
+    async def started_then_settled(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app):
+            heap.settle()  # what start-up built lives as long as the process
+            yield
+
+    app = FastAPI(title=f"chatshare {name}", lifespan=started_then_settled)
     app.state.settings = settings
     app.state.registry = registry
     app.state.readiness = Readiness()
