@@ -44,6 +44,11 @@ class NotificationLog(Protocol):
 
     def last_id(self) -> int: ...
 
+    @property
+    def channel(self) -> str | None:
+        """The PostgreSQL channel its writers NOTIFY when they commit, if they do."""
+        ...
+
 
 class EventsourcingLog:
     """`NotificationLog` over an eventsourcing application (synchronous: call from a thread)."""
@@ -65,6 +70,13 @@ class EventsourcingLog:
 
     def last_id(self) -> int:
         return int(self.application.recorder.max_notification_id() or 0)
+
+    @property
+    def channel(self) -> str | None:
+        """eventsourcing's PostgreSQL recorder NOTIFYs this channel in every inserting
+        transaction (`OneTripRecorder` too); the in-memory recorder has none."""
+        name = getattr(self.application.recorder, "channel_name", None)
+        return name if isinstance(name, str) else None
 
 
 class LostLeadership(Exception):
@@ -130,8 +142,10 @@ class OutboxRelay:
         self.wakeup = asyncio.Event()
         self.is_active = False
 
-    def notify(self) -> None:
-        """Called after a local save, so the relay need not wait for its next poll."""
+    def notify(self, *_: object) -> None:
+        """A save was committed: publish now rather than at the next poll. Called after a local
+        save, and by the event store's NOTIFY for saves in any process (the API's commands,
+        when the relay runs in a workers process)."""
         self.wakeup.set()
 
     async def run(self) -> None:
@@ -170,6 +184,8 @@ class OutboxRelay:
         self, lock: asyncpg.Connection, producer: AIOKafkaProducer
     ) -> None:
         position = await self.load_position()
+        if self.notifications.channel is not None:  # on the lock's own connection
+            await lock.add_listener(self.notifications.channel, self.notify)
         # While a full batch is published, the next one is read (reading is pure: a batch read
         # ahead and never published is simply read again after a restart).
         ahead: asyncio.Task[Sequence[tuple[int, OutboxMessage | None]]] | None = None

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -100,6 +101,30 @@ async def test_the_relay_publishes_every_stored_event_in_order_with_ids_in_heade
     assert len({item["event_id"] for item in seen}) == 90
     assert await relay.load_position() == max(int(item["notification_id"]) for item in seen)  # type: ignore[call-overload]
     await pool.close()
+
+
+async def test_a_save_in_another_process_wakes_the_relay_at_once(
+    database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    """The event store's NOTIFY wakes the relay: with the relay in a workers process, the API's
+    saves are published without waiting for its poll (here, once an hour)."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    relay = build_relay(database_url, kafka_bootstrap, topic, pool)
+    relay.config = replace(relay.config, poll_interval=3600)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(30):
+            while not relay.is_active:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # it has read the empty store and waits
+        writer = TallyApp(env=eventsourcing_env(database_url, SCHEMA))  # never calls notify()
+        tally = await asyncio.to_thread(writer.count, None, range(1, 6))
+        seen = await read_committed(kafka_bootstrap, topic, expected=5, within=20)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.close()
+    assert [item["version"] for item in seen if item["key"] == str(tally)] == [2, 3, 4, 5, 6]
 
 
 class FailingOnce(EventsourcingLog):
