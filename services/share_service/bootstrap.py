@@ -28,6 +28,7 @@ from share_service.application.sharing import SharingApplication
 from share_service.config import ShareServiceSettings
 from share_service.entrypoints.chat_mirror import ChatMirror, follow_chats
 from share_service.entrypoints.hot_read import HotShareReads
+from share_service.entrypoints.hot_share import HotShareCommands
 from share_service.entrypoints.http_commands import router as command_routes
 from share_service.entrypoints.http_errors import install_share_error_handlers
 from share_service.entrypoints.http_queries import router as query_routes
@@ -118,6 +119,7 @@ def create_app(settings: ShareServiceSettings | None = None) -> FastAPI:
     app.include_router(command_routes)
     app.include_router(query_routes)
     app.include_router(shared_page_routes)
-    # Innermost of the middleware: metrics and correlation ids still see the hot reads.
+    # Innermost of the middleware: metrics and correlation ids still see the lean paths.
     app.user_middleware.append(Middleware(HotShareReads))
+    app.user_middleware.append(Middleware(HotShareCommands))
     return app

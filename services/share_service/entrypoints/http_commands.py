@@ -96,14 +96,20 @@ async def share_chat(
     chat_id: str, user: CurrentUser, request: Request, body: OptionalChatVersion = None
 ) -> JSONResponse:
     """Copy Link: a link to a static snapshot of the chat (201), or the live one re-snapshotted (200)."""
-    app = wiring(request)
-    chat = owned(
-        await chat_to_snapshot(app, chat_id, body.chat_version if body else None), user.user_id
+    answer, status = await copy_link(
+        wiring(request), chat_id, user.user_id, body.chat_version if body else None
     )
-    result = await app.committer.run(lambda: app.sharing.decide_share(chat, user.user_id))
+    return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+
+
+async def copy_link(
+    app: Wiring, chat_id: str, user_id: str, chat_version: int | None
+) -> tuple[ShareLinkBody, int]:
+    """Copy Link's work, shared with its lean path (`hot_share`): the answer and its status."""
+    chat = owned(await chat_to_snapshot(app, chat_id, chat_version), user_id)
+    result = await app.committer.run(lambda: app.sharing.decide_share(chat, user_id))
     app.after_command()
-    answer = link_body(result.link, app.settings.public_url)
-    return JSONResponse(answer.model_dump(mode="json"), status_code=201 if result.created else 200)
+    return link_body(result.link, app.settings.public_url), 201 if result.created else 200
 
 
 @router.put("/shares/{share_id}/snapshot", response_model=ShareLinkBody)
