@@ -10,8 +10,8 @@ swaps it in (`chatshare replay share-views`).
 
 Readers waiting for a version (`?min_version=`) are woken by a PostgreSQL NOTIFY that the writing
 transaction sends (delivered at its commit, so never before the row is readable), whichever
-process or replica wrote; a poll every `POLL_SECONDS` stays underneath in case the listening
-connection is down.
+process or replica wrote, naming the links it changed, so only their readers read again; a poll
+every `POLL_SECONDS` stays underneath in case the listening connection is down.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -30,6 +31,7 @@ from share_service.application.view_writes import ViewWrite
 
 POLL_SECONDS = 0.02
 LISTEN_RETRY_SECONDS = 1.0
+NOTIFY_PAYLOAD_BYTES = 7_900  # PostgreSQL refuses payloads of 8,000 bytes and more
 LIVE_TABLE = "share_views"
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,8 @@ class ShareViewStore:
         self.name = table
         self.table = f'"{schema}"."{table}"'
         self.channel = f"{schema}.{table}.changed"
-        self._notify = f'NOTIFY "{self.channel}"'
-        self._changed: asyncio.Event | None = None
+        self._changed: dict[str, asyncio.Event] = {}  # per link, for the readers waiting on it
+        self._waiting: Counter[str] = Counter()
         # The policy view's one-row table (servicekit.policy), read in the same query as the view.
         tts = f"(SELECT p.tts_enabled FROM {policy_table} p)" if policy_table else "NULL"
         self._read = (
@@ -108,16 +110,23 @@ class ShareViewStore:
         """The view once it reflects `version` (or is a tombstone), else what it has after
         `within` seconds."""
         deadline = time.monotonic() + within
-        while True:
-            changed = self._changed_event()  # taken before reading: no wakeup goes unseen
-            view = await self.read(share_id)
-            if view is not None and (view.body is None or view.version >= version):
-                return view
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return view
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(POLL_SECONDS, remaining))
+        self._waiting[share_id] += 1
+        try:
+            while True:
+                changed = self._changed_event(share_id)  # before reading: no wakeup goes unseen
+                view = await self.read(share_id)
+                if view is not None and (view.body is None or view.version >= version):
+                    return view
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return view
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(POLL_SECONDS, remaining))
+        finally:
+            self._waiting[share_id] -= 1
+            if not self._waiting[share_id]:
+                del self._waiting[share_id]
+                self._changed.pop(share_id, None)
 
     async def listen(self, dsn: str) -> None:
         """Wake this process's waiting readers whenever any writer's transaction that changed
@@ -132,22 +141,31 @@ class ShareViewStore:
             lost = asyncio.Event()
             try:
                 connection.add_termination_listener(lambda _, done=lost: done.set())
-                await connection.add_listener(self.channel, lambda *_: self._wake())
-                self._wake()  # changes made while no one listened
+                await connection.add_listener(self.channel, self._on_notification)
+                self._wake(None)  # changes made while no one listened
                 await lost.wait()
                 log.warning("lost the connection listening for view changes; reconnecting")
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close(timeout=2)
 
-    def _changed_event(self) -> asyncio.Event:
-        if self._changed is None:
-            self._changed = asyncio.Event()
-        return self._changed
+    def _changed_event(self, share_id: str) -> asyncio.Event:
+        event = self._changed.get(share_id)
+        if event is None:
+            event = self._changed[share_id] = asyncio.Event()
+        return event
 
-    def _wake(self) -> None:
-        event, self._changed = self._changed, asyncio.Event()
-        if event is not None:
+    def _on_notification(self, _: object, __: int, ___: str, payload: str) -> None:
+        self._wake(payload.split(",") if payload else None)
+
+    def _wake(self, share_ids: Iterable[str] | None) -> None:
+        """Wake the readers waiting on these links (None: on every link). Each reader reads its
+        row again: a write to one link does not make every waiting reader read."""
+        if share_ids is None:
+            woken, self._changed = list(self._changed.values()), {}
+        else:
+            woken = [event for i in share_ids if (event := self._changed.pop(i, None))]
+        for event in woken:
             event.set()
 
     async def lock_created_at(
@@ -181,9 +199,14 @@ class ShareViewStore:
 
     async def _put_round(self, connection: asyncpg.Connection, writes: list[ViewWrite]) -> set[str]:
         rows = await connection.fetch(self._put, *_columns(writes))
-        if rows:  # delivered when the transaction commits: waiting readers then find the rows
-            await connection.execute(self._notify)
-        return {row[0] for row in rows}
+        changed = {row[0] for row in rows}
+        if changed:  # delivered when the transaction commits: waiting readers then find the rows
+            await connection.execute(
+                "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
+                self.channel,
+                _notification_payloads(sorted(changed)),
+            )
+        return changed
 
     async def put_tombstone(
         self, link: LinkRow, owner_id: str, connection: asyncpg.Connection | None = None
@@ -238,6 +261,28 @@ class ShareViewStore:
                 owner_id, *after, limit,
             )  # fmt: skip
         return [LinkRow(**dict(row)) for row in rows]
+
+
+def _notification_payloads(share_ids: list[str]) -> list[str]:
+    """The changed links' ids, comma-separated, in as few NOTIFY payloads as fit PostgreSQL's
+    8,000-byte limit (share ids are URL-safe: never a comma). An empty payload wakes every
+    waiting reader: it stands for an id that cannot be named in one."""
+    payloads: list[str] = []
+    current: list[str] = []
+    size = 0
+    for share_id in share_ids:
+        if "," in share_id or len(share_id) >= NOTIFY_PAYLOAD_BYTES:
+            if "" not in payloads:
+                payloads.append("")
+            continue
+        if current and size + len(share_id) + 1 > NOTIFY_PAYLOAD_BYTES:
+            payloads.append(",".join(current))
+            current, size = [], 0
+        current.append(share_id)
+        size += len(share_id) + 1
+    if current:
+        payloads.append(",".join(current))
+    return payloads
 
 
 def _rounds(writes: Sequence[ViewWrite]) -> list[list[ViewWrite]]:

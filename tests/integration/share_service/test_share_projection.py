@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -29,7 +30,7 @@ from servicekit.http import Readiness
 from servicekit.runtime import new_broker, open_runtime
 from share_service.adapters.community_request_store import CommunityRequestStore
 from share_service.adapters.projection_progress import ProjectionProgress
-from share_service.adapters.view_store import LinkRow, ShareViewStore
+from share_service.adapters.view_store import LinkRow, ShareViewStore, StoredView
 from share_service.application.view_writes import ViewWrite
 from share_service.config import ShareServiceSettings
 from share_service.entrypoints.share_projection import follow_share_events
@@ -378,7 +379,16 @@ async def test_a_reader_waiting_for_a_version_is_woken_by_another_process_s_writ
             await writer.put_views(connection, [write])
         await asyncio.sleep(0.5)  # the listener is connected and the first wait has begun below
 
+        reads: Counter[str] = Counter()
+        read = reader.read
+
+        async def counted_read(share_id: str) -> StoredView | None:
+            reads[share_id] += 1
+            return await read(share_id)
+
+        monkeypatch.setattr(reader, "read", counted_read)
         waiting = asyncio.create_task(reader.wait_for_version("s1", 2, within=30))
+        elsewhere = asyncio.create_task(reader.wait_for_version("s2", 1, within=30))
         await asyncio.sleep(0.2)
         assert not waiting.done()  # version 2 does not exist yet
         async with writer_pool.acquire() as connection:
@@ -388,6 +398,13 @@ async def test_a_reader_waiting_for_a_version_is_woken_by_another_process_s_writ
 
         assert view is not None
         assert (view.version, view.body) == (2, b'{"v":2}')
+        await asyncio.sleep(0.3)
+        assert reads["s2"] == 1  # a write to s1 does not make the reader of s2 read again
+        async with writer_pool.acquire() as connection:
+            await writer.put_views(connection, [replace(write, share_id="s2", version=1)])
+        other = await asyncio.wait_for(elsewhere, 10)
+        assert other is not None
+        assert other.version == 1
         listening.cancel()
     finally:
         await reader_pool.close()
