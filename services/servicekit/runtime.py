@@ -143,7 +143,11 @@ async def open_runtime(
     """Connect, yield, and close in reverse order; the caller registers subscribers before
     `broker.start()` is called by `start_runtime`."""
     pool = await asyncpg.create_pool(
-        settings.database_dsn, min_size=1, max_size=10, timeout=10, reset=_reset_if_in_transaction
+        settings.database_dsn,
+        min_size=1,
+        max_size=settings.database_pool_size,
+        timeout=10,
+        reset=_reset_if_in_transaction,
     )
     runtime = ServiceRuntime(settings, pool, broker, readiness, registry, ConsumerMetrics(registry))
     readiness.add("postgresql", lambda: _postgres_ready(pool))
