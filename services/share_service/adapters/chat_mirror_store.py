@@ -46,12 +46,14 @@ class ChatMirrorStore:
     ) -> MirroredChat | None:
         """The chat once it includes `version`, or None if it has not arrived within `within` s."""
         deadline = time.monotonic() + within
-        while True:
-            version_seen = await self.pool.fetchval(
-                f"SELECT chat_version FROM {self.table} WHERE chat_id = $1", chat_id
+        while True:  # one query a try: the row comes back once it is recent enough
+            row = await self.pool.fetchrow(
+                f"SELECT * FROM {self.table} WHERE chat_id = $1 AND chat_version >= $2",
+                chat_id,
+                version,
             )
-            if version_seen is not None and version_seen >= version:
-                return await self.get(chat_id)
+            if row is not None:
+                return _chat(row)
             if time.monotonic() > deadline:
                 return None
             await asyncio.sleep(POLL_SECONDS)
