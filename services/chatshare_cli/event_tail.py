@@ -3,7 +3,9 @@ its topic's contract (a dead letter's with its source topic's), committed record
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -59,8 +61,9 @@ class TopicTail:
             if follow:
                 for partition, end in ends.items():
                     consumer.seek(partition, end)
-                while True:
-                    shown += self._print(await consumer.getmany(timeout_ms=1000))
+                stop = _stopped_by_signals()
+                while not stop.is_set():
+                    shown += self._print(await consumer.getmany(timeout_ms=200))
         return shown
 
     async def _from_first(
@@ -138,3 +141,14 @@ def _in_time_order(
     records: list[ConsumerRecord[bytes, bytes]],
 ) -> list[ConsumerRecord[bytes, bytes]]:
     return sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset))
+
+
+def _stopped_by_signals() -> asyncio.Event:
+    """Set by Ctrl-C (SIGINT) or SIGTERM: how a --follow ends, with exit code 0. A flag the loop
+    checks between fetches, rather than asyncio.run's cancellation of the task: once in CI that
+    cancellation was lost inside aiokafka's fetch and the tail never ended."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop

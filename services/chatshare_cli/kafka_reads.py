@@ -3,6 +3,7 @@ position moves), assigned every partition of some topics, reading committed reco
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -44,6 +45,9 @@ async def partitions_of(settings: ServiceSettings, topics: Sequence[str]) -> lis
     return partitions
 
 
+STOP_SECONDS = 10.0  # for the consumer to leave
+
+
 @asynccontextmanager
 async def topic_reader(
     settings: ServiceSettings, topics: Sequence[str]
@@ -63,7 +67,8 @@ async def topic_reader(
         consumer.assign(partitions)
         yield consumer, partitions
     finally:
-        await consumer.stop()
+        async with asyncio.timeout(STOP_SECONDS):  # a broker gone away must not hang the CLI
+            await consumer.stop()
 
 
 def parse_since(text: str) -> int | datetime:

@@ -427,13 +427,19 @@ async def test_a_topic_is_tailed_decoded_with_keys_and_headers(service: ShareSer
 
     following = await start_cli(service.settings, "events", "tail", "settings.events", "-f",
                                 "--json")  # fmt: skip
-    await service.set_policy(contracts.TextToSpeechEnabled, "tts", True, 1)
-    assert following.stdout is not None
-    async with asyncio.timeout(30):
-        line = await following.stdout.readline()
-    assert b'"TextToSpeechEnabled"' in line
-    following.send_signal(signal.SIGINT)
-    assert await following.wait() == 0
+    try:
+        await service.set_policy(contracts.TextToSpeechEnabled, "tts", True, 1)
+        assert following.stdout is not None
+        async with asyncio.timeout(30):
+            line = await following.stdout.readline()
+        assert b'"TextToSpeechEnabled"' in line
+        following.send_signal(signal.SIGINT)  # Ctrl-C ends a --follow, with exit code 0
+        async with asyncio.timeout(15):
+            assert await following.wait() == 0
+    finally:
+        if following.returncode is None:
+            following.kill()
+            await following.wait()
 
 
 async def test_lag_shows_each_group_s_committed_offsets_against_the_ends(
