@@ -24,7 +24,7 @@ from servicekit.auth import AuthError, api_user_of
 from servicekit.faults import is_transient
 from servicekit.http import unavailable_answer
 from share_service.domain.errors import ShareServiceError
-from share_service.entrypoints.http_commands import copy_link
+from share_service.entrypoints.http_commands import MAX_CHAT_VERSION, copy_link
 from share_service.entrypoints.http_errors import answer_for
 from share_service.entrypoints.wiring import wiring
 
@@ -121,7 +121,7 @@ def _chat_version(request: Request, body: bytes) -> Any:
     if not isinstance(parsed, dict) or set(parsed) - {"chat_version"}:
         return NOT_PARSED
     version = parsed.get("chat_version")
-    if version is None or (type(version) is int and version >= 1):
+    if version is None or (type(version) is int and 1 <= version <= MAX_CHAT_VERSION):
         return version
     return NOT_PARSED
 

@@ -19,6 +19,8 @@ from share_service.entrypoints.http_errors import ChatVersionNotSeen, CommunityS
 from share_service.entrypoints.wiring import Wiring, wiring
 
 router = APIRouter(prefix="/api/v1", tags=["share links"])
+# The mirror stores chat versions as PostgreSQL bigints: a larger one can never be seen.
+MAX_CHAT_VERSION = 2**63 - 1
 
 
 class ChatVersionBody(BaseModel):
@@ -27,6 +29,7 @@ class ChatVersionBody(BaseModel):
     chat_version: StrictInt | None = Field(
         default=None,
         ge=1,
+        le=MAX_CHAT_VERSION,
         description="Snapshot at least this version of the chat (waits up to 5 s).",
     )
 

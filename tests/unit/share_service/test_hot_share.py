@@ -33,6 +33,8 @@ def request_with(content_type: str | None) -> Request:
         (b'{"chat_version": 7}', "application/json; charset=utf-8", 7),
         (b'{"chat_version": 7}', None, 7),  # FastAPI reads JSON when no type is given
         (b'{"chat_version": 0}', "application/json", NOT_PARSED),
+        (b'{"chat_version": 9223372036854775807}', "application/json", 2**63 - 1),
+        (b'{"chat_version": 9223372036854775808}', "application/json", NOT_PARSED),  # > bigint
         (b'{"chat_version": true}', "application/json", NOT_PARSED),
         (b'{"chat_version": "2"}', "application/json", NOT_PARSED),
         (b'{"chat_version": 1.0}', "application/json", NOT_PARSED),
