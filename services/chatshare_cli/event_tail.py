@@ -48,6 +48,8 @@ class TopicTail:
     async def run(self, *, from_beginning: bool, count: int | None, follow: bool) -> int:
         """Print what the topic holds (the last `count`, or from its first record), then, when
         following, what is committed after; answers how many records were printed."""
+        # Installed first: a Ctrl-C while the records before were still being read ends it too.
+        stop = _stopped_by_signals() if follow else asyncio.Event()
         async with topic_reader(self.settings, [self.settings.topic(self.topic)]) as (
             consumer,
             partitions,
@@ -61,7 +63,6 @@ class TopicTail:
             if follow:
                 for partition, end in ends.items():
                     consumer.seek(partition, end)
-                stop = _stopped_by_signals()
                 while not stop.is_set():
                     shown += self._print(await consumer.getmany(timeout_ms=200))
         return shown

@@ -179,14 +179,14 @@ class ShareService:
             headers=headers,
         )
 
-    async def set_policy(self, kind: type[Any], setting: str, value: bool, version: int) -> None:
-        """The admin's switch, as settings_service publishes it."""
+    async def set_policy(self, kind: type[Any], setting: str, value: bool, version: int) -> Offsets:
+        """The admin's switch, as settings_service publishes it; answers where it landed."""
         now = datetime.now(UTC)
         event = kind(
             event_id=uuid.uuid4(), occurred_at=now, setting=setting, value=value,
             policy_version=version, changed_by="root", changed_at=now,
         )  # fmt: skip
-        await publish(self.settings, [event])
+        return await publish(self.settings, [event])
 
     async def projection_applied(self, share_id: str, events: int) -> None:
         """The link's first `events` events are in the view store (whatever the row shows)."""
