@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -156,6 +157,14 @@ def install_error_handlers(app: FastAPI) -> None:
              "errors": [{"loc": list(item.get("loc", ())), "msg": str(item.get("msg", "invalid"))} for item in error.errors()]},
             status_code=422,
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RouteTemplate:
+    """What `RequestMetrics` and the server span read from `scope["route"]`: set by a lean ASGI
+    path that answers before FastAPI's router would have set the route itself."""
+
+    path: str
 
 
 class RequestMetrics:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servicekit.auth import AuthError, api_user_of
 from servicekit.faults import is_transient
-from servicekit.http import unavailable_answer
+from servicekit.http import RouteTemplate, unavailable_answer
 from share_service.domain.errors import LinkNotFound
 from share_service.entrypoints.http_errors import answer_for
 from share_service.entrypoints.wiring import wiring
@@ -27,14 +27,7 @@ MIN_VERSION = re.compile(r"^min_version=([1-9][0-9]{0,17})$")
 NO_STORE = [(b"cache-control", b"private, no-store")]
 
 
-class _Route:
-    """What the metrics and tracing middleware read from `scope["route"]` once a request is
-    answered: the route's template, as the regular route would have set it."""
-
-    path = "/api/v1/shares/{share_id}"
-
-
-ROUTE = _Route()
+ROUTE = RouteTemplate("/api/v1/shares/{share_id}")
 
 
 class HotShareReads:

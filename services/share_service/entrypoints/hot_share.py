@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.auth import AuthError, api_user_of
 from servicekit.faults import is_transient
-from servicekit.http import unavailable_answer
+from servicekit.http import RouteTemplate, unavailable_answer
 from share_service.domain.errors import ShareServiceError
 from share_service.entrypoints.http_commands import MAX_CHAT_VERSION, copy_link
 from share_service.entrypoints.http_errors import answer_for
@@ -36,13 +36,7 @@ MAX_BODY_BYTES = 256
 NOT_PARSED = object()
 
 
-class _Route:
-    """What the metrics and tracing middleware read from `scope["route"]`."""
-
-    path = "/api/v1/chats/{chat_id}/share"
-
-
-ROUTE = _Route()
+ROUTE = RouteTemplate("/api/v1/chats/{chat_id}/share")
 
 
 class HotShareCommands:
