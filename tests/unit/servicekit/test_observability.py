@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from servicekit.message_context import MessageContext, using_context
 from servicekit.structured_logging import CurrentStderr, JsonFormatter, configure_logging
@@ -29,10 +30,15 @@ def formatted(formatter: logging.Formatter, message: str, *args: object) -> dict
 @pytest.fixture
 def root_logging() -> Iterator[None]:
     root = logging.getLogger()
+    access = logging.getLogger("uvicorn.access")
     handlers, level = list(root.handlers), root.level
+    access_state = list(access.handlers), access.propagate
+    access.handlers.clear()
+    access.propagate = True
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    access.handlers[:], access.propagate = access_state
 
 
 def test_a_log_line_is_one_json_object_with_the_work_s_ids() -> None:
@@ -68,6 +74,24 @@ def test_configuring_twice_leaves_one_json_handler_and_libraries_go_through_it()
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream"):
         assert logging.getLogger(name).handlers == []
         assert logging.getLogger(name).propagate
+
+
+@pytest.mark.usefixtures("root_logging")
+@pytest.mark.parametrize("access_log", [False, True])
+def test_uvicorn_s_no_access_log_stays_off_and_its_access_log_is_json_when_on(
+    access_log: bool,
+) -> None:
+    # uvicorn configures its loggers when the server is configured, before the app factory
+    # (whose configure_logging runs second) is called; each request is logged while
+    # the access logger has handlers.
+    uvicorn.Config(app="share_service.bootstrap:create_app", factory=True, access_log=access_log)
+    configure_logging("share_service")
+
+    access = logging.getLogger("uvicorn.access")
+    assert access.hasHandlers() is access_log
+    if access_log:
+        assert access.handlers == []  # its lines go through the one JSON handler
+        assert access.propagate
 
 
 @pytest.mark.parametrize(
