@@ -129,6 +129,10 @@ def new_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
         allow_auto_create_topics=False,
         graceful_timeout=10.0,
         logger=logging.getLogger(BROKER_LOGGER),  # plain: its records become JSON lines
+        # faststream's "Received"/"Processed" line for every message (batch) it hands over, at
+        # this level: debugging only. At INFO they were 95 % of a worker's log, each line
+        # without the message it names, and ~4 % of its CPU. Errors are logged at ERROR still.
+        log_level=logging.DEBUG,
     )
 
 

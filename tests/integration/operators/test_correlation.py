@@ -3,6 +3,8 @@ it on: the caller can follow one Copy Link from its HTTP request to `share.event
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -92,3 +94,23 @@ async def test_links_that_die_with_their_chat_carry_the_chat_event_s_ids(
     _, link_deleted = await headers_of_records(service.settings, SHARE_EVENTS, share_id, 2)
     assert link_deleted["correlation_id"] == "platform-chain-7"
     assert link_deleted["causation_id"] == str(deleted.event_id)
+
+
+@pytest.mark.timeout(60)
+async def test_consuming_writes_no_log_line_per_message(
+    service: ShareService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Chat events mirrored, a link shared, published and projected: the log holds what an
+    operator reads, not faststream's "Received"/"Processed" for every message handed over."""
+    caplog.set_level(logging.INFO)
+    feed = await service.chat("alice", "hello", "again")
+    answer = await service.share(feed)
+    assert answer.status_code == 201
+    await service.projection_applied(answer.json()["share_id"], 1)
+
+    per_message = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("faststream") and record.levelno < logging.WARNING
+    ]
+    assert per_message == []
