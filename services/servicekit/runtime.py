@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -186,6 +187,9 @@ async def _kafka_ready(broker: KafkaBroker) -> str | None:
     return None if await broker.ping(timeout=2) else "kafka unreachable"
 
 
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def new_service_app(
     name: str,
     settings: ServiceSettings,
@@ -204,7 +208,14 @@ def new_service_app(
             heap.settle()  # what start-up built lives as long as the process
             yield
 
-    app = FastAPI(title=f"chatshare {name}", lifespan=started_then_settled)
+    app = FastAPI(
+        title=f"chatshare {name}",
+        lifespan=started_then_settled,
+        # FastAPI's own OpenTelemetry instrumentation (0.165) stays off: `RequestContext` makes
+        # each request's server span and `RequestMetrics` its metrics. With both on, a traced
+        # request was two SERVER spans, and every request paid FastAPI's provider checks.
+        telemetry=NO_FASTAPI_TELEMETRY,
+    )
     app.state.settings = settings
     app.state.registry = registry
     app.state.readiness = Readiness()

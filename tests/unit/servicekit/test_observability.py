@@ -152,5 +152,6 @@ def test_with_an_exporter_asked_for_each_request_is_a_span_named_by_its_route() 
     spans = run_python(code, OTEL_TRACES_EXPORTER="console").stdout
 
     assert '"name": "GET /healthz"' in spans
+    assert spans.count('"kind": "SpanKind.SERVER"') == 1  # ours, not FastAPI's besides
     assert '"service.name": "settings_service"' in spans
     assert '"chatshare.correlation_id"' in spans
