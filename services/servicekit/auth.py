@@ -137,24 +137,30 @@ def _bearer(request: Request) -> str | None:
 
 def _authenticate(request: Request, token: str | None) -> Principal:
     settings = _settings(request)
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if token is None:
         raise AuthError(
-            401, "Authentication required: send a bearer token.", login_url_for(settings, path)
+            401, "Authentication required: send a bearer token.", _login_url(request, settings)
         )
     try:
         principal = decode_token(token, settings)
     except jwt.ExpiredSignatureError:
         raise AuthError(
-            401, "The token has expired; log in again.", login_url_for(settings, path)
+            401, "The token has expired; log in again.", _login_url(request, settings)
         ) from None
     except jwt.InvalidTokenError:
         raise AuthError(
-            401, "The token is not valid for this instance.", login_url_for(settings, path)
+            401, "The token is not valid for this instance.", _login_url(request, settings)
         ) from None
     if principal.role == "pending":
         raise AuthError(403, "Your account is pending approval by an administrator.")
     return principal
+
+
+def _login_url(request: Request, settings: ServiceSettings) -> str:
+    """Where a refused caller logs in, to come back here. Only built for a refusal: parsing the
+    request's URL was 4 % of the hot read's CPU when every request paid for it."""
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return login_url_for(settings, path)
 
 
 def api_user_of(request: Request) -> Principal:
