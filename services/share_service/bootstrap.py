@@ -23,7 +23,7 @@ from share_service.adapters.community_request_store import CommunityRequestStore
 from share_service.adapters.projection_progress import ProjectionProgress
 from share_service.adapters.share_events import to_outbox_message
 from share_service.adapters.view_store import ShareViewStore
-from share_service.application.group_commit import GroupCommitter
+from share_service.application.group_commit import GroupCommitter, chat_key
 from share_service.application.sharing import SharingApplication
 from share_service.config import ShareServiceSettings
 from share_service.entrypoints.chat_mirror import ChatMirror, follow_chats
@@ -84,7 +84,9 @@ async def wire(
     )
 
     async def links_die_with_chat(chat_id: str) -> None:
-        deleted = await wiring.committer.run(lambda: sharing.decide_delete_chat(chat_id))
+        deleted = await wiring.committer.run(
+            lambda: sharing.decide_delete_chat(chat_id), chat_key(chat_id)
+        )
         await wiring.after_links_died(deleted)
 
     follow_chats(runtime, ChatMirror(chats, links_die_with_chat, runtime.registry))

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from servicekit.auth import CurrentUser
+from share_service.application.group_commit import chat_key, link_key
 from share_service.application.link_view import ShareLinkView
 from share_service.domain.chat_tree import MirroredChat
 from share_service.domain.errors import ChatNotFound, LinkNotFound, NotChatOwner
@@ -110,7 +111,9 @@ async def copy_link(
 ) -> tuple[ShareLinkBody, int]:
     """Copy Link's work, shared with its lean path (`hot_share`): the answer and its status."""
     chat = owned(await chat_to_snapshot(app, chat_id, chat_version), user_id)
-    result = await app.committer.run(lambda: app.sharing.decide_share(chat, user_id))
+    result = await app.committer.run(
+        lambda: app.sharing.decide_share(chat, user_id), chat_key(chat.chat_id)
+    )
     app.after_command()
     return link_body(result.link, app.settings.public_url), 201 if result.created else 200
 
@@ -128,7 +131,7 @@ async def update_snapshot(
         await chat_to_snapshot(app, link.chat_id, body.chat_version if body else None), user.user_id
     )
     updated = await app.committer.run(
-        lambda: app.sharing.decide_update(share_id, chat, user.user_id)
+        lambda: app.sharing.decide_update(share_id, chat, user.user_id), chat_key(link.chat_id)
     )
     app.after_command()
     return link_body(updated, app.settings.public_url)
@@ -150,7 +153,8 @@ async def delete_link(share_id: str, user: CurrentUser, request: Request) -> Res
     """Delete this link: dead at once, for its owner or an admin."""
     app = wiring(request)
     deleted = await app.committer.run(
-        lambda: app.sharing.decide_delete(share_id, user.user_id, is_admin=user.is_admin)
+        lambda: app.sharing.decide_delete(share_id, user.user_id, is_admin=user.is_admin),
+        link_key(share_id),
     )
     await app.after_delete(deleted)
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from share_service.application.group_commit import GroupCommitter, commit_together
+from share_service.application.group_commit import GroupCommitter, chat_key, commit_together
 from share_service.application.sharing import ShareLinkView, SharingApplication
 from share_service.domain.errors import LinkNotFound, NotChatOwner
 from tests.unit.share_service.chat_stories import ChatStory
@@ -177,3 +177,39 @@ async def test_drain_answers_what_waits_for_its_window(
     await committer.drain()
 
     assert request.result().created is True
+
+
+async def test_a_command_on_a_chat_being_saved_waits_for_the_next_batch(
+    open_sharing_app: OpenSharingApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three shares of one chat and one of another arrive together: each batch holds one
+    command per chat, so the other chat's answer does not wait for the second and third
+    share of the first, and no save meets a version another batch has just taken."""
+    app = open_sharing_app()
+    kyoto, osaka = chat_of("alice", "kyoto"), chat_of("bob", "osaka")
+    saves = count_saves(app, monkeypatch)
+    committer = GroupCommitter(app, window_seconds=0.01, max_in_flight=2)
+    happened: list[str] = []
+
+    async def command(label: str, story: ChatStory, user_id: str) -> Any:
+        def decide() -> Any:
+            happened.append(f"decide {label}")
+            return app.decide_share(story.chat, user_id)
+
+        result = await committer.run(decide, chat_key(story.chat_id))
+        happened.append(f"answer {label}")
+        return result
+
+    results = await asyncio.gather(
+        command("kyoto-1", kyoto, "alice"),
+        command("kyoto-2", kyoto, "alice"),
+        command("osaka", osaka, "bob"),
+        command("kyoto-3", kyoto, "alice"),
+    )
+
+    assert [result.created for result in results] == [True, False, True, False]
+    assert len({results[0].link.share_id, results[1].link.share_id, results[3].link.share_id}) == 1
+    assert [result.link.version for result in (results[0], results[1], results[3])] == [1, 2, 3]
+    assert saves == [4, 1, 1]  # kyoto-1 with osaka, then kyoto-2, then kyoto-3: none failed
+    assert happened.index("answer osaka") < happened.index("decide kyoto-2")
+    await committer.drain()
