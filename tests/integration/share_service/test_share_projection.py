@@ -366,6 +366,7 @@ async def test_a_reader_waiting_for_a_version_is_woken_by_another_process_s_writ
     the writer's NOTIFY. Polling is made useless here (once a minute), so only the wakeup can
     answer before the reader's deadline."""
     monkeypatch.setattr("share_service.adapters.view_store.POLL_SECONDS", 60.0)
+    monkeypatch.setattr("share_service.adapters.view_store.LISTENING_POLL_SECONDS", 60.0)
     reader_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     writer_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
@@ -409,3 +410,39 @@ async def test_a_reader_waiting_for_a_version_is_woken_by_another_process_s_writ
     finally:
         await reader_pool.close()
         await writer_pool.close()
+
+
+async def test_a_waiting_reader_polls_only_while_no_notification_can_reach_it(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the listener is connected a waiting reader reads its row once and then waits for
+    the wakeup; with the listener gone it falls back to reading every `POLL_SECONDS`."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        views = ShareViewStore(pool, "share_service")
+        await views.create_table()
+        reads: Counter[str] = Counter()
+        read = views.read
+
+        async def counted_read(share_id: str) -> StoredView | None:
+            reads[share_id] += 1
+            return await read(share_id)
+
+        monkeypatch.setattr(views, "read", counted_read)
+        unheard = asyncio.create_task(views.wait_for_version("unheard", 1, within=30))
+        await asyncio.sleep(0.3)
+        assert reads["unheard"] >= 5  # no listener: a read every 20 ms
+        unheard.cancel()
+
+        listening = asyncio.create_task(views.listen(database_url))
+        async with asyncio.timeout(10):
+            while not views.listening:
+                await asyncio.sleep(0.01)
+        heard = asyncio.create_task(views.wait_for_version("heard", 1, within=30))
+        await asyncio.sleep(0.3)
+        assert reads["heard"] == 1
+        listening.cancel()
+        heard.cancel()
+        await asyncio.gather(listening, heard, unheard, return_exceptions=True)
+    finally:
+        await pool.close()
