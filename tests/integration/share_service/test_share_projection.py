@@ -359,6 +359,19 @@ async def dead_letters(
     return found
 
 
+def count_reads(views: ShareViewStore, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The reads of each link's row the store makes from now on."""
+    reads: Counter[str] = Counter()
+    read = views.read
+
+    async def counted_read(share_id: str) -> StoredView | None:
+        reads[share_id] += 1
+        return await read(share_id)
+
+    monkeypatch.setattr(views, "read", counted_read)
+    return reads
+
+
 async def test_a_reader_waiting_for_a_version_is_woken_by_another_process_s_write(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -380,14 +393,7 @@ async def test_a_reader_waiting_for_a_version_is_woken_by_another_process_s_writ
             await writer.put_views(connection, [write])
         await asyncio.sleep(0.5)  # the listener is connected and the first wait has begun below
 
-        reads: Counter[str] = Counter()
-        read = reader.read
-
-        async def counted_read(share_id: str) -> StoredView | None:
-            reads[share_id] += 1
-            return await read(share_id)
-
-        monkeypatch.setattr(reader, "read", counted_read)
+        reads = count_reads(reader, monkeypatch)
         waiting = asyncio.create_task(reader.wait_for_version("s1", 2, within=30))
         elsewhere = asyncio.create_task(reader.wait_for_version("s2", 1, within=30))
         await asyncio.sleep(0.2)
@@ -421,14 +427,7 @@ async def test_a_waiting_reader_polls_only_while_no_notification_can_reach_it(
     try:
         views = ShareViewStore(pool, "share_service")
         await views.create_table()
-        reads: Counter[str] = Counter()
-        read = views.read
-
-        async def counted_read(share_id: str) -> StoredView | None:
-            reads[share_id] += 1
-            return await read(share_id)
-
-        monkeypatch.setattr(views, "read", counted_read)
+        reads = count_reads(views, monkeypatch)
         unheard = asyncio.create_task(views.wait_for_version("unheard", 1, within=30))
         await asyncio.sleep(0.3)
         assert reads["unheard"] >= 5  # no listener: a read every 20 ms
