@@ -13,6 +13,21 @@ from pathlib import Path
 from tests.benchmarks.process_memory import PeakMemory
 
 
+@dataclass(frozen=True)
+class Limit:
+    """An absolute target beside the ratio, such as a p99 latency the figure must stay within."""
+
+    name: str
+    value: float
+    at_most: float
+    unit: str = "ms"
+
+    @property
+    def verdict(self) -> str:
+        met = self.value <= self.at_most
+        return f"{self.name} {'met' if met else 'MISSED'} (≤ {self.at_most:g} {self.unit})"
+
+
 @dataclass
 class Figure:
     name: str
@@ -23,6 +38,7 @@ class Figure:
     target_ratio: float | None = None
     notes: str = ""
     higher_is_better: bool = True
+    limits: tuple[Limit, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -30,14 +46,15 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        if self.target_ratio is None:
-            return ""
-        met = (
-            self.ratio >= self.target_ratio
-            if self.higher_is_better
-            else self.ratio <= self.target_ratio
-        )
-        return f"{'met' if met else 'MISSED'} (target ≥ {self.target_ratio}×)"
+        verdicts = [limit.verdict for limit in self.limits]
+        if self.target_ratio is not None:
+            met = (
+                self.ratio >= self.target_ratio
+                if self.higher_is_better
+                else self.ratio <= self.target_ratio
+            )
+            verdicts.insert(0, f"{'met' if met else 'MISSED'} (target ≥ {self.target_ratio}×)")
+        return "; ".join(verdicts)
 
 
 @dataclass
