@@ -52,6 +52,10 @@ class ServiceSettings(BaseSettings):
     # (62–73 ms against 29–35 ms with 16, back to back). The event store's own pool comes on top
     # (servicekit.event_store): size PostgreSQL's max_connections, or a pooler, for replicas × both.
     database_pool_size: int = Field(default=16, ge=2, le=200)
+    # Connections held apart for the hottest single-row reads of an HTTP process (share_service's
+    # GET of a link, its mirror read for a command: servicekit.held_connections), opened only
+    # when such a read first needs one. On top of the two pools above.
+    database_read_connections: int = Field(default=16, ge=1, le=200)
 
     @field_validator("roles", mode="before")
     @classmethod

@@ -182,6 +182,8 @@ class RequestMetrics:
             "http_request_duration_seconds", "Time to answer an HTTP request", ["method", "route"],
             registry=registry, buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )  # fmt: skip
+        # Routes are templates and statuses few: the series stay as few as the labels allow.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -201,5 +203,12 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.requests.labels(scope["method"], template, str(status)).inc()
-            self.latency.labels(scope["method"], template).observe(time.perf_counter() - started)
+            key = (scope["method"], template, status)
+            series = self._series.get(key)
+            if series is None:  # label lookups take a lock each: once per series, not per request
+                series = self._series[key] = (
+                    self.requests.labels(scope["method"], template, str(status)),
+                    self.latency.labels(scope["method"], template),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)

@@ -13,6 +13,17 @@ from servicekit.message_context import MessageContext, context_of_request, using
 from servicekit.tracing import current_traceparent, parent_of
 
 CORRELATION_HEADER = b"x-correlation-id"
+WANTED = frozenset((b"x-correlation-id", b"x-request-id", b"traceparent"))
+
+
+def _wanted_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers this middleware reads, decoded; not every header of every request."""
+    found: dict[str, str] = {}
+    for key, value in raw:
+        name = key.lower()  # servers give them lower-cased already; the ASGI spec asks it
+        if name in WANTED:
+            found[name.decode("latin-1")] = value.decode("latin-1")  # the last one, as before
+    return found
 
 
 class RequestContext:
@@ -26,10 +37,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {
-            key.decode("latin-1").lower(): value.decode("latin-1")
-            for key, value in scope["headers"]
-        }
+        headers = _wanted_headers(scope["headers"])
         context = context_of_request(headers.get("x-correlation-id"), headers.get("x-request-id"))
         echo = (CORRELATION_HEADER, context.correlation_id.encode())
 

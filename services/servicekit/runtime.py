@@ -15,11 +15,13 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.topics import dead_letter_topic, max_message_bytes
 from servicekit import heap
 from servicekit.config import Role, ServiceSettings
 from servicekit.consumer import BatchHandler, ConsumerGroup, ConsumerMetrics, Decoder
+from servicekit.held_connections import HeldConnections
 from servicekit.http import (
     Readiness,
     RequestMetrics,
@@ -45,6 +47,7 @@ class ServiceRuntime:
     readiness: Readiness
     registry: CollectorRegistry
     consumer_metrics: ConsumerMetrics
+    reads: HeldConnections  # for the hottest single-row reads; opened when first needed
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def runs(self, role: Role) -> bool:
@@ -154,7 +157,10 @@ async def open_runtime(
         timeout=10,
         reset=_reset_if_in_transaction,
     )
-    runtime = ServiceRuntime(settings, pool, broker, readiness, registry, ConsumerMetrics(registry))
+    reads = HeldConnections.to(settings.database_dsn, settings.database_read_connections)
+    runtime = ServiceRuntime(
+        settings, pool, broker, readiness, registry, ConsumerMetrics(registry), reads
+    )
     readiness.add("postgresql", lambda: _postgres_ready(pool))
     readiness.add("kafka", lambda: _kafka_ready(broker))
     try:
@@ -164,6 +170,7 @@ async def open_runtime(
             task.cancel()
         await asyncio.gather(*runtime.background, return_exceptions=True)
         await broker.stop()
+        await reads.close()
         await pool.close()
 
 
@@ -190,11 +197,43 @@ async def _kafka_ready(broker: KafkaBroker) -> str | None:
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
+class EdgeFirstApp(FastAPI):
+    """FastAPI with the shared edge — request context, metrics, then a service's lean paths
+    (`add_edge`) — run in front of Starlette's middleware stack rather than inside it.
+
+    A request a lean path answers (share_service's hot read and Copy Link) so skips the stack's
+    four layers and their `send` wrappers, about 7 % of the API's CPU per hot read; every other
+    request goes on through the stack as before, its errors answered by the same handlers. An
+    exception nothing handled still becomes a plain 500, now from uvicorn rather than from
+    Starlette's outermost layer, and is counted and logged in the request's context as before.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._edge: list[Callable[[ASGIApp], ASGIApp]] = []  # outermost first
+        self._entry: ASGIApp | None = None
+
+    def add_edge(self, layer: Callable[[ASGIApp], ASGIApp]) -> None:
+        """Wrap the application inside the edge added before (so: add outermost first)."""
+        if self._entry is not None:
+            raise RuntimeError("the edge cannot change once the application has started")
+        self._edge.append(layer)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._entry is None:
+            entry: ASGIApp = super().__call__
+            for layer in reversed(self._edge):
+                entry = layer(entry)
+            self._entry = entry
+        scope["app"] = self  # what Starlette sets, for the lean paths' `request.app`
+        await self._entry(scope, receive, send)
+
+
 def new_service_app(
     name: str,
     settings: ServiceSettings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
-) -> FastAPI:
+) -> EdgeFirstApp:
     """A FastAPI app with the shared edge installed (JSON logs, tracing if the environment asks
     for it, request context and metrics); the service adds its routes."""
     configure_logging(name, settings.log_level)
@@ -208,7 +247,7 @@ def new_service_app(
             heap.settle()  # what start-up built lives as long as the process
             yield
 
-    app = FastAPI(
+    app = EdgeFirstApp(
         title=f"chatshare {name}",
         lifespan=started_then_settled,
         # FastAPI's own OpenTelemetry instrumentation (0.165) stays off: `RequestContext` makes
@@ -221,6 +260,6 @@ def new_service_app(
     app.state.readiness = Readiness()
     install_error_handlers(app)
     install_operational_routes(app, app.state.readiness, registry)
-    app.add_middleware(RequestMetrics, registry=registry)
-    app.add_middleware(RequestContext, tracer=tracer)  # outermost: errors are logged in context
+    app.add_edge(lambda inner: RequestContext(inner, tracer=tracer))  # errors logged in context
+    app.add_edge(lambda inner: RequestMetrics(inner, registry=registry))
     return app

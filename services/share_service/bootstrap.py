@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
-from starlette.middleware import Middleware
 
 from contracts.topics import SHARE_SERVICE_POLICY_GROUP
 from servicekit.event_store import eventsourcing_env
@@ -52,7 +51,7 @@ async def wire(
     runtime: ServiceRuntime, settings: ShareServiceSettings, sharing: SharingApplication
 ) -> Wiring:
     """Everything the routes and consumers use; call before `broker.start()`."""
-    chats = ChatMirrorStore(runtime.pool, EVENT_STORE_SCHEMA)
+    chats = ChatMirrorStore(runtime.pool, EVENT_STORE_SCHEMA, reads=runtime.reads)
     await chats.create_table()
     relay = OutboxRelay(
         RelayConfig(name=SERVICE_NAME, schema=EVENT_STORE_SCHEMA),
@@ -62,7 +61,9 @@ async def wire(
         RelayMetrics(runtime.registry),
     )
     policy = await follow_policy(runtime, SHARE_SERVICE_POLICY_GROUP, EVENT_STORE_SCHEMA)
-    views = ShareViewStore(runtime.pool, EVENT_STORE_SCHEMA, policy_table=policy.table)
+    views = ShareViewStore(
+        runtime.pool, EVENT_STORE_SCHEMA, policy_table=policy.table, reads=runtime.reads
+    )
     progress = ProjectionProgress(runtime.pool, EVENT_STORE_SCHEMA)
     requests = CommunityRequestStore(runtime.pool, EVENT_STORE_SCHEMA)
     await views.create_table()
@@ -121,7 +122,8 @@ def create_app(settings: ShareServiceSettings | None = None) -> FastAPI:
     app.include_router(command_routes)
     app.include_router(query_routes)
     app.include_router(shared_page_routes)
-    # Innermost of the middleware: metrics and correlation ids still see the lean paths.
-    app.user_middleware.append(Middleware(HotShareReads))
-    app.user_middleware.append(Middleware(HotShareCommands))
+    # Inside the shared edge (metrics and correlation ids still see the lean paths), in front of
+    # FastAPI's middleware stack (servicekit.runtime.EdgeFirstApp).
+    app.add_edge(HotShareReads)
+    app.add_edge(HotShareCommands)
     return app

@@ -15,14 +15,17 @@ from typing import Any
 
 import asyncpg
 
+from servicekit.held_connections import RowReader
 from share_service.domain.chat_tree import Message, MirroredChat
 
 POLL_SECONDS = 0.02
 
 
 class ChatMirrorStore:
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, reads: RowReader | None = None) -> None:
+        """`reads`: connections held for the commands' reads of a chat (else the pool's)."""
         self.pool = pool
+        self._reads: RowReader = reads or pool
         self.table = f'"{schema}".mirrored_chats'
         self.schema = schema
 
@@ -38,7 +41,7 @@ class ChatMirrorStore:
             )
 
     async def get(self, chat_id: str) -> MirroredChat | None:
-        row = await self.pool.fetchrow(f"SELECT * FROM {self.table} WHERE chat_id = $1", chat_id)
+        row = await self._reads.fetchrow(f"SELECT * FROM {self.table} WHERE chat_id = $1", chat_id)
         return _chat(row) if row else None
 
     async def wait_for_version(
@@ -47,7 +50,7 @@ class ChatMirrorStore:
         """The chat once it includes `version`, or None if it has not arrived within `within` s."""
         deadline = time.monotonic() + within
         while True:  # one query a try: the row comes back once it is recent enough
-            row = await self.pool.fetchrow(
+            row = await self._reads.fetchrow(
                 f"SELECT * FROM {self.table} WHERE chat_id = $1 AND chat_version >= $2",
                 chat_id,
                 version,
