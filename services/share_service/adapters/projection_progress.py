@@ -8,6 +8,8 @@ from collections.abc import Mapping
 
 import asyncpg
 
+from share_service.adapters.view_store import Statement
+
 Partition = tuple[str, int]  # (topic, partition)
 
 
@@ -27,15 +29,23 @@ class ProjectionProgress:
                 " next_offset bigint NOT NULL, PRIMARY KEY (consumer_group, topic, partition))"
             )
 
-    async def advance(
-        self, connection: asyncpg.Connection, group: str, offsets: Mapping[Partition, int]
-    ) -> None:
-        """Move forward only: a redelivered older batch leaves the position where it was."""
-        await connection.executemany(
+    def advancing(self, group: str, offsets: Mapping[Partition, int]) -> Statement:
+        """The statement that moves the group's positions forward only (a redelivered older
+        batch leaves them where they were): run it in the transaction of the rows it covers,
+        or inside their statement (`ShareViewStore.put_views(along=…)`)."""
+        partitions = sorted(offsets)  # one row each: ON CONFLICT touches a row once a statement
+        return Statement(
             f"INSERT INTO {self.table} AS p (consumer_group, topic, partition, next_offset)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (consumer_group, topic, partition)"
+            " SELECT $1, x.topic, x.partition, x.next_offset FROM unnest($2::text[],"
+            " $3::integer[], $4::bigint[]) AS x(topic, partition, next_offset)"
+            " ON CONFLICT (consumer_group, topic, partition)"
             " DO UPDATE SET next_offset = GREATEST(p.next_offset, EXCLUDED.next_offset)",
-            [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()],
+            (
+                group,
+                [topic for topic, _ in partitions],
+                [partition for _, partition in partitions],
+                [offsets[at] for at in partitions],
+            ),
         )
 
     async def positions(self, group: str) -> dict[Partition, int]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -30,15 +31,27 @@ from datetime import datetime
 
 import asyncpg
 
+from servicekit.held_connections import RowReader
 from share_service.application.view_writes import ViewWrite
 
 POLL_SECONDS = 0.02
 LISTENING_POLL_SECONDS = 0.5
 LISTEN_RETRY_SECONDS = 1.0
-NOTIFY_PAYLOAD_BYTES = 7_900  # PostgreSQL refuses payloads of 8,000 bytes and more
+# PostgreSQL refuses NOTIFY payloads of 8,000 bytes and more. A payload is cut where the running
+# length of the ids crosses a multiple of this, so it can exceed it by one id (≤ MAX_ID_LENGTH).
+NOTIFY_CUT_BYTES = 7_600
 LIVE_TABLE = "share_views"
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A data-modifying statement to run in the same transaction as the views' writes, inside
+    their statement: no round trip of its own. Parameters numbered from $1."""
+
+    sql: str
+    args: Sequence[object]
 
 
 @dataclass(frozen=True)
@@ -64,9 +77,12 @@ class ShareViewStore:
         schema: str,
         policy_table: str | None = None,
         table: str = LIVE_TABLE,
+        reads: RowReader | None = None,
     ) -> None:
-        """`table` is another name only for the replay's shadow (`chatshare replay share-views`)."""
+        """`table` is another name only for the replay's shadow (`chatshare replay share-views`);
+        `reads`, connections held for the hot read (else the pool serves it)."""
         self.pool = pool
+        self._reads: RowReader = reads or pool
         self.schema = schema
         self.name = table
         self.table = f'"{schema}"."{table}"'
@@ -81,6 +97,7 @@ class ShareViewStore:
             f" FROM {self.table} v WHERE v.share_id = $1"
         )
         self._put = self._upsert()
+        self._put_along: dict[str, str] = {}  # per statement run along
         self._tombstone = (
             f"INSERT INTO {self.table} AS v (share_id, chat_id, owner_id, version, deleted, body,"
             " created_at, updated_at) VALUES ($1, $2, $3, $4, true, NULL, $5, $6)"
@@ -106,7 +123,7 @@ class ShareViewStore:
 
     async def read(self, share_id: str) -> StoredView | None:
         """One primary-key lookup, the policy's flag included: the hot read path."""
-        row = await self.pool.fetchrow(self._read, share_id)
+        row = await self._reads.fetchrow(self._read, share_id)
         return None if row is None else StoredView(row[0], row[1], row[2])
 
     async def wait_for_version(
@@ -195,32 +212,43 @@ class ShareViewStore:
         return {row["share_id"]: row["created_at"] for row in rows}
 
     async def put_views(
-        self, connection: asyncpg.Connection, writes: Sequence[ViewWrite]
+        self,
+        connection: asyncpg.Connection,
+        writes: Sequence[ViewWrite],
+        along: Statement | None = None,
     ) -> set[str]:
         """Apply the writes in order, each only over an older row: a repeat or an older
-        redelivery changes nothing. Answers the links whose rows changed. One statement per
-        round; a round holds each link once."""
+        redelivery changes nothing, and wake the readers waiting on the links that changed.
+        Answers those links. One statement per round (a round holds each link once), the
+        notification inside it; `along` — the projection's progress — runs inside the last.
+        Each link written once: one statement, one round trip, no transaction around it."""
         rounds = _rounds(writes)
         if not rounds:
+            if along is not None:
+                await connection.execute(along.sql, *along.args)
             return set()
-        if len(rounds) == 1:  # each link written once: no transaction round trips
-            return await self._put_round(connection, rounds[0])
+        if len(rounds) == 1:
+            return await self._put_round(connection, rounds[0], along)
         changed: set[str] = set()
         async with connection.transaction():
-            for round_ in rounds:
-                changed |= await self._put_round(connection, round_)
+            for index, round_ in enumerate(rounds, start=1):
+                last = index == len(rounds)
+                changed |= await self._put_round(connection, round_, along if last else None)
         return changed
 
-    async def _put_round(self, connection: asyncpg.Connection, writes: list[ViewWrite]) -> set[str]:
-        rows = await connection.fetch(self._put, *_columns(writes))
-        changed = {row[0] for row in rows}
-        if changed:  # delivered when the transaction commits: waiting readers then find the rows
-            await connection.execute(
-                "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
-                self.channel,
-                _notification_payloads(sorted(changed)),
+    async def _put_round(
+        self, connection: asyncpg.Connection, writes: list[ViewWrite], along: Statement | None
+    ) -> set[str]:
+        # The NOTIFY is delivered when the transaction commits: waiting readers find the rows.
+        args: list[object] = [*_columns(writes), self.channel]
+        query = self._put
+        if along is not None:
+            query = self._put_along.get(along.sql) or self._put_along.setdefault(
+                along.sql, _with_along(self._put, along.sql, len(args))
             )
-        return changed
+            args.extend(along.args)
+        rows = await connection.fetch(query, *args)
+        return {row[0] for row in rows}
 
     async def put_tombstone(
         self, link: LinkRow, owner_id: str, connection: asyncpg.Connection | None = None
@@ -240,20 +268,26 @@ class ShareViewStore:
 
     def _upsert(self) -> str:
         # A tombstone (body NULL) keeps the row's chat, owner and times; a snapshot sets all but
-        # created_at. Arrays in, one row per link: a whole batch is one round trip.
+        # created_at. Arrays in, one row per link: a whole batch is one round trip, its NOTIFY
+        # included — the changed links' ids, comma-separated (share ids are URL-safe: never a
+        # comma), cut into payloads under PostgreSQL's 8,000-byte limit by their running length.
         keep_if_deleted = ", ".join(
             f"{column} = CASE WHEN EXCLUDED.deleted THEN v.{column} ELSE EXCLUDED.{column} END"
             for column in ("chat_id", "owner_id", "updated_at")
         )
         return (
-            f"INSERT INTO {self.table} AS v (share_id, chat_id, owner_id, version, deleted, body,"
-            " created_at, updated_at) SELECT w.share_id, w.chat_id, w.owner_id, w.version,"
-            " w.body IS NULL, w.body, w.created_at, w.updated_at FROM unnest($1::text[],"
-            " $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::timestamptz[],"
-            " $7::timestamptz[]) AS w(share_id, chat_id, owner_id, version, body, created_at,"
-            " updated_at) ON CONFLICT (share_id) DO UPDATE SET version = EXCLUDED.version,"
-            f" deleted = EXCLUDED.deleted, body = EXCLUDED.body, {keep_if_deleted}"
-            " WHERE v.version < EXCLUDED.version RETURNING v.share_id"
+            f"WITH changed AS (INSERT INTO {self.table} AS v (share_id, chat_id, owner_id,"
+            " version, deleted, body, created_at, updated_at) SELECT w.share_id, w.chat_id,"
+            " w.owner_id, w.version, w.body IS NULL, w.body, w.created_at, w.updated_at"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[],"
+            " $6::timestamptz[], $7::timestamptz[]) AS w(share_id, chat_id, owner_id, version,"
+            " body, created_at, updated_at) ON CONFLICT (share_id) DO UPDATE SET"
+            f" version = EXCLUDED.version, deleted = EXCLUDED.deleted, body = EXCLUDED.body,"
+            f" {keep_if_deleted} WHERE v.version < EXCLUDED.version RETURNING v.share_id),"
+            " notified AS (SELECT pg_notify($8, string_agg(share_id, ',' ORDER BY share_id))"
+            " FROM (SELECT share_id, (sum(length(share_id) + 1) OVER (ORDER BY share_id) - 1)"
+            f" / {NOTIFY_CUT_BYTES} AS part FROM changed) AS c GROUP BY part)"
+            " SELECT share_id FROM changed WHERE (SELECT count(*) FROM notified) >= 0"
         )
 
     async def links_of_owner(
@@ -277,26 +311,12 @@ class ShareViewStore:
         return [LinkRow(**dict(row)) for row in rows]
 
 
-def _notification_payloads(share_ids: list[str]) -> list[str]:
-    """The changed links' ids, comma-separated, in as few NOTIFY payloads as fit PostgreSQL's
-    8,000-byte limit (share ids are URL-safe: never a comma). An empty payload wakes every
-    waiting reader: it stands for an id that cannot be named in one."""
-    payloads: list[str] = []
-    current: list[str] = []
-    size = 0
-    for share_id in share_ids:
-        if "," in share_id or len(share_id) >= NOTIFY_PAYLOAD_BYTES:
-            if "" not in payloads:
-                payloads.append("")
-            continue
-        if current and size + len(share_id) + 1 > NOTIFY_PAYLOAD_BYTES:
-            payloads.append(",".join(current))
-            current, size = [], 0
-        current.append(share_id)
-        size += len(share_id) + 1
-    if current:
-        payloads.append(",".join(current))
-    return payloads
+def _with_along(upsert: str, along: str, before: int) -> str:
+    """The upsert with another data-modifying statement in front, as a CTE (PostgreSQL runs
+    every data-modifying CTE, in the statement's one snapshot and transaction); `along`'s
+    parameters, numbered from $1, are renumbered to follow the upsert's `before`."""
+    renumbered = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + before}", along)
+    return f"WITH along AS ({renumbered}), " + upsert.removeprefix("WITH ")
 
 
 def _rounds(writes: Sequence[ViewWrite]) -> list[list[ViewWrite]]:

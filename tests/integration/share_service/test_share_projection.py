@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from contracts.topics import (
     SHARE_PROJECTION_GROUP,
     dead_letter_topic,
 )
+from servicekit.consumer import Delivery
 from servicekit.http import Readiness
 from servicekit.runtime import new_broker, open_runtime
 from share_service.adapters.community_request_store import CommunityRequestStore
@@ -33,7 +35,8 @@ from share_service.adapters.projection_progress import ProjectionProgress
 from share_service.adapters.view_store import LinkRow, ShareViewStore, StoredView
 from share_service.application.view_writes import ViewWrite
 from share_service.config import ShareServiceSettings
-from share_service.entrypoints.share_projection import follow_share_events
+from share_service.entrypoints.projection_lag import ProjectionLag
+from share_service.entrypoints.share_projection import ShareProjection, follow_share_events
 from tests.integration.share_service.share_harness import (
     LinkStory,
     Offsets,
@@ -443,5 +446,99 @@ async def test_a_waiting_reader_polls_only_while_no_notification_can_reach_it(
         listening.cancel()
         heard.cancel()
         await asyncio.gather(listening, heard, unheard, return_exceptions=True)
+    finally:
+        await pool.close()
+
+
+async def test_a_batch_changing_more_links_than_one_notification_can_name_wakes_each_reader(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """800 links of 43-character ids need five NOTIFY payloads (PostgreSQL takes < 8,000 bytes
+    each): every waiting reader is woken by name. Polling is made useless, as above."""
+    monkeypatch.setattr("share_service.adapters.view_store.POLL_SECONDS", 60.0)
+    monkeypatch.setattr("share_service.adapters.view_store.LISTENING_POLL_SECONDS", 60.0)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
+    try:
+        views = ShareViewStore(pool, "share_service")
+        await views.create_table()
+        listening = asyncio.create_task(views.listen(database_url))
+        async with asyncio.timeout(10):
+            while not views.listening:
+                await asyncio.sleep(0.01)
+        ids = [secrets.token_urlsafe(32) for _ in range(800)]
+        waiting = [asyncio.create_task(views.wait_for_version(i, 1, within=30)) for i in ids]
+        await asyncio.sleep(0.5)  # every reader has read its (missing) row and waits
+        now = datetime.now(UTC)
+        writes = [ViewWrite(i, "c", "alice", 1, b"{}", now, now) for i in ids]
+        async with pool.acquire() as connection:
+            assert await views.put_views(connection, writes) == set(ids)
+        answered = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+        assert all(view is not None and view.version == 1 for view in answered)
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+    finally:
+        await pool.close()
+
+
+def record_at(topic: str, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic=topic, partition=0, offset=offset, timestamp=0, timestamp_type=0, key=None,
+        value=None, checksum=None, serialized_key_size=0, serialized_value_size=0, headers=(),
+    )  # fmt: skip
+
+
+def delivered(events: list[Any], topic: str, first_offset: int) -> list[Delivery[Any]]:
+    records = [record_at(topic, first_offset + n) for n in range(len(events))]
+    return [Delivery(event, record) for event, record in zip(events, records, strict=True)]
+
+
+async def test_a_batch_of_new_links_is_one_statement_and_one_needing_row_times_reads_them(
+    database_url: str,
+) -> None:
+    """Every round trip between the broker and the reader counts towards freshness: a batch of
+    new links (snapshots of links born in it included) is projected in one statement — rows,
+    readers' wake-up and progress together, atomic as any statement. A snapshot of an older link
+    needs that link's `created_at` from its row, so its batch reads it first, in a transaction."""
+    statements: list[str] = []  # the projection's own: not asyncpg's type lookups or resets
+
+    def log(query: Any) -> None:
+        text = query.query.strip()
+        if '"share_service"' in text or text.upper().startswith(("BEGIN", "COMMIT")):
+            statements.append(text)
+
+    async def logged(connection: asyncpg.Connection) -> None:
+        connection.add_query_logger(log)
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, init=logged)
+    try:
+        views = ShareViewStore(pool, "share_service")
+        progress = ProjectionProgress(pool, "share_service")
+        requests = CommunityRequestStore(pool, "share_service")
+        for store in (views, progress, requests):
+            await store.create_table()
+        projection = ShareProjection(
+            views, progress, requests, "g", ProjectionLag(CollectorRegistry())
+        )
+        first, second = LinkStory("alice"), LinkStory("bob")
+        born = [first.created("a"), second.created("b"), second.updated("b", "c")]
+
+        statements.clear()
+        await projection.apply(delivered(born, "share.events", 0))
+        assert len(statements) == 1
+        assert await progress.positions("g") == {("share.events", 0): 3}
+        assert [(r["share_id"], r["version"]) for r in await pool.fetch(
+            f"SELECT share_id, version FROM {views.table} ORDER BY version"
+        )] == sorted([(first.share_id, 1), (second.share_id, 2)], key=lambda r: r[1])  # fmt: skip
+
+        statements.clear()
+        await projection.apply(delivered([first.updated("a", "d")], "share.events", 3))
+        assert any("FOR UPDATE" in statement for statement in statements)
+        assert await progress.positions("g") == {("share.events", 0): 4}
+        view = await views.read(first.share_id)
+        assert view is not None
+        assert view.body is not None
+        body = json.loads(view.body)
+        assert body["version"] == 2
+        assert body["created_at"] == born[0].occurred_at.isoformat().replace("+00:00", "Z")
     finally:
         await pool.close()

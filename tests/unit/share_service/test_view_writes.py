@@ -8,7 +8,6 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from share_service.adapters.view_store import _notification_payloads
 from share_service.application.view_writes import ViewWrite, view_writes
 from tests.integration.share_service.share_harness import LinkStory
 
@@ -81,13 +80,3 @@ def test_a_tombstone_keeps_the_snapshot_before_it() -> None:
     events = [story.created("a"), story.updated("a", "b"), story.deleted()]
     writes = view_writes(events, {})
     assert [(w.version, w.deleted) for w in writes] == [(2, False), (3, True)]
-
-
-def test_notifications_name_the_changed_links_within_postgresql_s_payload_limit() -> None:
-    ids = [f"{n:032d}" for n in range(600)]  # share ids are 32 characters
-    payloads = _notification_payloads(ids)
-    assert len(payloads) > 1
-    assert all(0 < len(payload.encode()) < 8000 for payload in payloads)
-    assert [i for payload in payloads for i in payload.split(",")] == ids
-    # An id that cannot be named in a payload wakes every waiting reader instead.
-    assert _notification_payloads(["a,b", "x" * 9000, "c"]) == ["", "c"]
