@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,7 +111,7 @@ async def test_a_save_in_another_process_wakes_the_relay_at_once(
     saves are published without waiting for its poll (here, once an hour)."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     relay = build_relay(database_url, kafka_bootstrap, topic, pool)
-    relay.config = replace(relay.config, poll_interval=3600)
+    relay.config = replace(relay.config, poll_interval=3600, listening_poll_interval=3600)
     task = asyncio.create_task(relay.run())
     try:
         async with asyncio.timeout(30):
@@ -125,6 +126,37 @@ async def test_a_save_in_another_process_wakes_the_relay_at_once(
         await asyncio.gather(task, return_exceptions=True)
         await pool.close()
     assert [item["version"] for item in seen if item["key"] == str(tally)] == [2, 3, 4, 5, 6]
+
+
+async def test_an_idle_relay_that_hears_every_save_reads_the_store_only_as_a_safety_net(
+    database_url: str, kafka_bootstrap: str, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the store's NOTIFY heard, an idle relay reads the log once a second, not every
+    20 ms (the poll a store without NOTIFY needs)."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    relay = build_relay(database_url, kafka_bootstrap, topic, pool)
+    reads = 0
+    read_after = relay.notifications.read_after
+
+    def counted(position: int, limit: int) -> Sequence[tuple[int, OutboxMessage | None]]:
+        nonlocal reads
+        reads += 1
+        return read_after(position, limit)
+
+    monkeypatch.setattr(relay.notifications, "read_after", counted)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(30):
+            while not relay.is_active:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        before = reads
+        await asyncio.sleep(2.5)
+        assert reads - before <= 3  # a 20 ms poll would have read ~125 times
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.close()
 
 
 class FailingOnce(EventsourcingLog):
