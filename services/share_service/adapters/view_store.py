@@ -216,29 +216,30 @@ class ShareViewStore:
         connection: asyncpg.Connection,
         writes: Sequence[ViewWrite],
         along: Statement | None = None,
-    ) -> set[str]:
+    ) -> dict[str, datetime]:
         """Apply the writes in order, each only over an older row: a repeat or an older
         redelivery changes nothing, and wake the readers waiting on the links that changed.
-        Answers those links. One statement per round (a round holds each link once), the
-        notification inside it; `along` — the projection's progress — runs inside the last.
-        Each link written once: one statement, one round trip, no transaction around it."""
+        Answers those links, each with its row's `created_at`. One statement per round (a round
+        holds each link once), the notification inside it; `along` — the projection's progress
+        — runs inside the last. Each link written once: one statement, one round trip, no
+        transaction around it."""
         rounds = _rounds(writes)
         if not rounds:
             if along is not None:
                 await connection.execute(along.sql, *along.args)
-            return set()
+            return {}
         if len(rounds) == 1:
             return await self._put_round(connection, rounds[0], along)
-        changed: set[str] = set()
+        changed: dict[str, datetime] = {}
         async with connection.transaction():
             for index, round_ in enumerate(rounds, start=1):
                 last = index == len(rounds)
-                changed |= await self._put_round(connection, round_, along if last else None)
+                changed.update(await self._put_round(connection, round_, along if last else None))
         return changed
 
     async def _put_round(
         self, connection: asyncpg.Connection, writes: list[ViewWrite], along: Statement | None
-    ) -> set[str]:
+    ) -> dict[str, datetime]:
         # The NOTIFY is delivered when the transaction commits: waiting readers find the rows.
         args: list[object] = [*_columns(writes), self.channel]
         query = self._put
@@ -248,7 +249,7 @@ class ShareViewStore:
             )
             args.extend(along.args)
         rows = await connection.fetch(query, *args)
-        return {row[0] for row in rows}
+        return {row[0]: row[1] for row in rows}
 
     async def put_tombstone(
         self, link: LinkRow, owner_id: str, connection: asyncpg.Connection | None = None
@@ -283,11 +284,11 @@ class ShareViewStore:
             " $6::timestamptz[], $7::timestamptz[]) AS w(share_id, chat_id, owner_id, version,"
             " body, created_at, updated_at) ON CONFLICT (share_id) DO UPDATE SET"
             f" version = EXCLUDED.version, deleted = EXCLUDED.deleted, body = EXCLUDED.body,"
-            f" {keep_if_deleted} WHERE v.version < EXCLUDED.version RETURNING v.share_id),"
+            f" {keep_if_deleted} WHERE v.version < EXCLUDED.version RETURNING v.share_id, v.created_at),"
             " notified AS (SELECT pg_notify($8, string_agg(share_id, ',' ORDER BY share_id))"
             " FROM (SELECT share_id, (sum(length(share_id) + 1) OVER (ORDER BY share_id) - 1)"
             f" / {NOTIFY_CUT_BYTES} AS part FROM changed) AS c GROUP BY part)"
-            " SELECT share_id FROM changed WHERE (SELECT count(*) FROM notified) >= 0"
+            " SELECT share_id, created_at FROM changed WHERE (SELECT count(*) FROM notified) >= 0"
         )
 
     async def links_of_owner(

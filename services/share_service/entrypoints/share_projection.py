@@ -9,7 +9,8 @@ cannot be decoded is dead-lettered to `dlq.share-projection` by the group, which
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -72,45 +73,75 @@ class ShareProjection:
         self.requests = requests
         self.group = group
         self.lag = lag
+        self.born = LinkBirths()
 
     async def apply(self, deliveries: Sequence[Delivery[ProjectedEvent]]) -> None:
         """The consumer group's handler: the whole batch and its progress in one transaction.
 
-        The common batch — links' events only, none a snapshot of a link born before the batch
-        — needs nothing read first: its rows, their readers' wake-up and the progress are one
-        statement, one round trip (each hop counts towards a reader's freshness). Any other
-        batch reads the links' `created_at` first, in a transaction around it all."""
+        The common batch — links' events only, each snapshot's link's `created_at` known (born
+        in the batch, or remembered) — needs nothing read first: its rows, their readers'
+        wake-up and the progress are one statement, one round trip (each hop counts towards a
+        reader's freshness). Any other batch reads the links' `created_at` first, in a
+        transaction around it all."""
         events = [delivery.event for delivery in deliveries]
         progress = self.progress.advancing(self.group, next_offsets(deliveries))
         async with self.views.pool.acquire() as connection:
-            links = links_born_in(events)
-            if links is not None:
-                await self.views.put_views(connection, view_writes(links, {}), along=progress)
+            known = self.born.known_for(events)
+            if known is not None:
+                links, created = known
+                changed = await self.views.put_views(
+                    connection, view_writes(links, created), along=progress
+                )
+                self.born.remember(changed)
             else:
+                seen: dict[str, datetime] = {}
                 async with connection.transaction():
-                    await apply_share_events(connection, self.views, self.requests, events)
+                    await apply_share_events(
+                        connection, self.views, self.requests, events, seen.update
+                    )
                     await connection.execute(progress.sql, *progress.args)
+                self.born.remember(seen)  # committed
         self.lag.applied(deliveries)
 
 
-def links_born_in(events: Sequence[ProjectedEvent]) -> list[LinkEventBase] | None:
-    """The events, if they are links' alone and their writes need no row's `created_at`; else
-    None. A snapshot needs it unless its link's `ShareCreated` comes earlier in the batch (a
-    `ShareCreated` lands only where no row is; a tombstone keeps the row's times)."""
-    born: set[str] = set()
-    links: list[LinkEventBase] = []
-    for event in events:
-        match event:
-            case contracts.ShareCreated():
-                born.add(event.share_id)
-            case contracts.SnapshotUpdated() if event.share_id in born:
-                pass
-            case contracts.LinkDeleted():
-                pass
-            case _:
+class LinkBirths:
+    """The `created_at` of links' view rows, as the rows have them — a snapshot's body needs it
+    and its event does not carry it. A row's `created_at` never changes once written, so what
+    is remembered is never stale, whichever process writes the rows; only rows seen here
+    (written, or read) are remembered, the newest `LIMIT`."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._times: dict[str, datetime] = {}
+
+    def remember(self, times: Mapping[str, datetime]) -> None:
+        self._times.update(times)
+        while len(self._times) > self.LIMIT:
+            del self._times[next(iter(self._times))]  # the oldest remembered
+
+    def known_for(
+        self, events: Sequence[ProjectedEvent]
+    ) -> tuple[list[LinkEventBase], dict[str, datetime]] | None:
+        """The events and the `created_at` their writes need, if they are links' events alone
+        and no row must be read for it; else None. A snapshot needs its link's, unless the
+        link's `ShareCreated` comes earlier in the batch (a `ShareCreated` lands only where no
+        row is; a tombstone keeps the row's times)."""
+        links: list[LinkEventBase] = []
+        created: dict[str, datetime] = {}
+        born: set[str] = set()
+        for event in events:
+            if not isinstance(event, LinkEventBase):
                 return None
-        links.append(event)
-    return links
+            if isinstance(event, contracts.ShareCreated):
+                born.add(event.share_id)
+            elif isinstance(event, contracts.SnapshotUpdated) and event.share_id not in born:
+                time = self._times.get(event.share_id)
+                if time is None:
+                    return None
+                created[event.share_id] = time
+            links.append(event)
+        return links, created
 
 
 async def apply_share_events(
@@ -118,12 +149,14 @@ async def apply_share_events(
     views: ShareViewStore,
     requests: CommunityRequestStore,
     events: Sequence[ProjectedEvent],
+    seen: Callable[[Mapping[str, datetime]], None] | None = None,
 ) -> set[str]:
     """What the projection does with a batch, its progress aside; the operator CLI's re-feed
     from Kafka and its redrive of dead letters run exactly this. Call inside a transaction.
-    Answers the links whose view rows changed."""
+    Answers the links whose view rows changed; `seen` is told the rows' `created_at` it read
+    or wrote."""
     links = [event for event in events if isinstance(event, LinkEventBase)]
-    changed = await apply_link_events(connection, views, links)
+    changed = await apply_link_events(connection, views, links, seen)
     for event in events:
         match event:
             case contracts.CommunityShareRequested():
@@ -144,13 +177,21 @@ async def apply_share_events(
 
 
 async def apply_link_events(
-    connection: asyncpg.Connection, views: ShareViewStore, events: Sequence[LinkEventBase]
+    connection: asyncpg.Connection,
+    views: ShareViewStore,
+    events: Sequence[LinkEventBase],
+    seen: Callable[[Mapping[str, datetime]], None] | None = None,
 ) -> set[str]:
     """Links' events into `views`, in order, version-checked: the projection's writes, and the
     replay's into its shadow table. Call inside a transaction (it locks the links' rows).
-    Answers the links whose rows changed."""
+    Answers the links whose rows changed; `seen` is told the rows' `created_at`."""
     created = await views.lock_created_at(connection, {event.share_id for event in events})
-    return await views.put_views(connection, view_writes(events, created))
+    if seen is not None:
+        seen(created)
+    changed = await views.put_views(connection, view_writes(events, created))
+    if seen is not None:
+        seen(changed)
+    return set(changed)
 
 
 def next_offsets(deliveries: Sequence[Delivery[ProjectedEvent]]) -> dict[Partition, int]:

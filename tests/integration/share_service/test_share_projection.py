@@ -471,7 +471,7 @@ async def test_a_batch_changing_more_links_than_one_notification_can_name_wakes_
         now = datetime.now(UTC)
         writes = [ViewWrite(i, "c", "alice", 1, b"{}", now, now) for i in ids]
         async with pool.acquire() as connection:
-            assert await views.put_views(connection, writes) == set(ids)
+            assert set(await views.put_views(connection, writes)) == set(ids)
         answered = await asyncio.wait_for(asyncio.gather(*waiting), 10)
         assert all(view is not None and view.version == 1 for view in answered)
         listening.cancel()
@@ -492,13 +492,14 @@ def delivered(events: list[Any], topic: str, first_offset: int) -> list[Delivery
     return [Delivery(event, record) for event, record in zip(events, records, strict=True)]
 
 
-async def test_a_batch_of_new_links_is_one_statement_and_one_needing_row_times_reads_them(
+async def test_a_batch_whose_link_times_are_known_is_one_statement_and_others_read_them(
     database_url: str,
 ) -> None:
     """Every round trip between the broker and the reader counts towards freshness: a batch of
     new links (snapshots of links born in it included) is projected in one statement — rows,
-    readers' wake-up and progress together, atomic as any statement. A snapshot of an older link
-    needs that link's `created_at` from its row, so its batch reads it first, in a transaction."""
+    readers' wake-up and progress together, atomic as any statement — and so is a snapshot of a
+    link whose row this projection has seen. A snapshot of a link it has not (after a restart)
+    needs the row's `created_at`, so its batch reads it first, in a transaction."""
     statements: list[str] = []  # the projection's own: not asyncpg's type lookups or resets
 
     def log(query: Any) -> None:
@@ -532,13 +533,28 @@ async def test_a_batch_of_new_links_is_one_statement_and_one_needing_row_times_r
 
         statements.clear()
         await projection.apply(delivered([first.updated("a", "d")], "share.events", 3))
+        assert len(statements) == 1  # first's row was written here: its time is known
+
+        restarted = ShareProjection(
+            views, progress, requests, "g", ProjectionLag(CollectorRegistry())
+        )
+        statements.clear()
+        await restarted.apply(delivered([first.updated("a", "e")], "share.events", 4))
         assert any("FOR UPDATE" in statement for statement in statements)
-        assert await progress.positions("g") == {("share.events", 0): 4}
+        assert await progress.positions("g") == {("share.events", 0): 5}
         view = await views.read(first.share_id)
         assert view is not None
         assert view.body is not None
         body = json.loads(view.body)
-        assert body["version"] == 2
+        assert body["version"] == 3
         assert body["created_at"] == born[0].occurred_at.isoformat().replace("+00:00", "Z")
+
+        statements.clear()  # and now the restarted projection knows it too
+        await restarted.apply(delivered([first.updated("a", "f")], "share.events", 5))
+        assert len(statements) == 1
+        view = await views.read(first.share_id)
+        assert view is not None
+        assert view.body is not None
+        assert json.loads(view.body)["created_at"] == body["created_at"]
     finally:
         await pool.close()
