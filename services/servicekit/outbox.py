@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from contracts.topics import max_message_bytes
 from servicekit.config import ServiceSettings
 from servicekit.faults import is_transient
+from servicekit.kafka_connections import RememberingPartitioner
 from servicekit.message_context import CORRELATION_ID, EVENT_ID
 from servicekit.outbox_message import OutboxMessage
 from servicekit.stored_context import read_with_context
@@ -282,6 +283,7 @@ class OutboxRelay:
             # A batch's records are all queued before the transaction's first request goes
             # out (queueing never waits): lingering would only delay each publication.
             linger_ms=0,
+            partitioner=RememberingPartitioner(),
             max_request_size=max_message_bytes(self.settings.max_snapshot_bytes),
             transaction_timeout_ms=60_000,
         )
