@@ -45,8 +45,11 @@ def contexts_stored(app: TallyApp) -> list[MessageContext | None]:
 def test_a_request_without_ids_gets_a_new_correlation_id_and_is_its_own_cause() -> None:
     context = context_of_request(None, None)
 
-    assert uuid.UUID(context.correlation_id)
+    made = uuid.UUID(context.correlation_id)
+    assert (made.version, made.variant) == (4, uuid.RFC_4122)
+    assert str(made) == context.correlation_id  # the canonical text, lower-case hex
     assert context.causation_id == context.correlation_id
+    assert len({context_of_request(None, None).correlation_id for _ in range(1000)}) == 1000
 
 
 def test_a_request_keeps_the_callers_correlation_id_else_its_request_id() -> None:
