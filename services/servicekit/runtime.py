@@ -204,8 +204,8 @@ class EdgeFirstApp(FastAPI):
     A request a lean path answers (share_service's hot read and Copy Link) so skips the stack's
     four layers and their `send` wrappers, about 7 % of the API's CPU per hot read; every other
     request goes on through the stack as before, its errors answered by the same handlers. An
-    exception nothing handled still becomes a plain 500, now from uvicorn rather than from
-    Starlette's outermost layer, and is counted and logged in the request's context as before.
+    exception nothing handled still becomes a plain 500 (from Starlette's outermost layer for
+    the routes, from uvicorn for a lean path), counted by the metrics as before.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
