@@ -312,3 +312,48 @@ async def test_a_second_relay_stands_by_while_the_first_is_active(
     second_task.cancel()
     await asyncio.gather(second_task, return_exceptions=True)
     await pool.close()
+
+
+async def test_a_relay_whose_lock_connection_dies_stands_down_and_its_stand_by_loses_nothing(
+    database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    """The advisory lock dies with its connection (PostgreSQL ended it, a network cut): the
+    stand-by relay takes the lock while the old one may not have noticed yet. The old one stands
+    down at its next check, Kafka fences whatever it still sends, and every stored event —
+    before, during and after the hand-over — arrives complete and in order per key."""
+    app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
+    tallies = {str(app.count(None, range(1, 21))): 20 for _ in range(3)}
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    first = build_relay(database_url, kafka_bootstrap, topic, pool)
+    second = build_relay(database_url, kafka_bootstrap, topic, pool)
+    tasks = [asyncio.create_task(first.run())]
+    try:
+        async with asyncio.timeout(30):
+            while not first.is_active:
+                await asyncio.sleep(0.05)
+        tasks.append(asyncio.create_task(second.run()))
+        await read_committed(kafka_bootstrap, topic, expected=60)
+        assert (first.is_active, second.is_active) == (True, False)
+
+        ended = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+        )
+        assert ended == 1  # the active relay's lock, and with it its connection
+        for _ in range(3):  # saves while the lock changes hands
+            tallies[str(await asyncio.to_thread(app.count, None, range(1, 21)))] = 20
+        async with asyncio.timeout(30):
+            while first.is_active:  # it stands down (and waits a second before trying again)
+                await asyncio.sleep(0.01)
+            while first.is_active == second.is_active:  # then one of them holds the lock
+                await asyncio.sleep(0.05)
+        for _ in range(3):  # and after
+            tallies[str(await asyncio.to_thread(app.count, None, range(1, 21)))] = 20
+        seen = await read_committed(kafka_bootstrap, topic, expected=180)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await pool.close()
+    assert_complete_and_in_order(seen, tallies)
+    assert len({item["event_id"] for item in seen}) == 180
