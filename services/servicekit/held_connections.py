@@ -77,10 +77,6 @@ class HeldConnections:
                 waiter.set_exception(ConnectionError("these connections are closed"))
 
     @property
-    def size(self) -> int:
-        return self._size
-
-    @property
     def opened(self) -> int:
         return self._opened
 

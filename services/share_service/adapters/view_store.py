@@ -244,9 +244,9 @@ class ShareViewStore:
         args: list[object] = [*_columns(writes), self.channel]
         query = self._put
         if along is not None:
-            query = self._put_along.get(along.sql) or self._put_along.setdefault(
-                along.sql, _with_along(self._put, along.sql, len(args))
-            )
+            if along.sql not in self._put_along:
+                self._put_along[along.sql] = _with_along(self._put, along.sql, len(args))
+            query = self._put_along[along.sql]
             args.extend(along.args)
         rows = await connection.fetch(query, *args)
         return {row[0]: row[1] for row in rows}
