@@ -11,13 +11,15 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import psycopg
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
     InterfaceError,
     Mapper,
     OperationalError,
+    Recording,
     StoredEvent,
     TrackingRecorder,
 )
@@ -198,6 +200,29 @@ class ServiceApplication(Application[UUID]):
         return self.factory.mapper(
             transcoder=self.construct_transcoder(), mapper_class=ContextMapper
         )
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """`Application.save`, collecting aggregates' events with a plain class check.
+
+        eventsourcing's `ProcessingEvent.collect_events` asks two `typing` runtime protocols
+        about each object; on Python 3.11 each such `isinstance` walks the protocol's members,
+        some 45 µs, and every command saves one or two aggregates. Anything that is not an
+        `Aggregate` (a bare event, None) still goes through eventsourcing's own collection.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        others = []
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            else:
+                others.append(obj)
+        processing_event.collect_events(*others, **kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # eventsourcing's deprecated hook, kept as it calls it
+        return recordings
 
     def construct_recorder(self) -> ApplicationRecorder:
         """eventsourcing creates its tables here: one process of the database at a time

