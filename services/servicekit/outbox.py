@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -21,7 +22,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerFenced
 from opentelemetry.trace import SpanKind
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Counter as CounterMetric
 
 from contracts.topics import max_message_bytes
 from servicekit.config import ServiceSettings
@@ -92,7 +94,7 @@ class LostLeadership(Exception):
 
 class RelayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.published = Counter(
+        self.published = CounterMetric(
             "outbox_events_published_total",
             "Events the relay published",
             ["relay", "topic"],
@@ -261,8 +263,8 @@ class OutboxRelay:
             return
         with relay_span(self.config.name, messages):
             await self._send_in_transaction(producer, messages)
-        for _, message in messages:
-            self.metrics.published.labels(self.config.name, message.topic).inc()
+        for topic, count in Counter(message.topic for _, message in messages).items():
+            self.metrics.published.labels(self.config.name, topic).inc(count)
 
     async def _send_in_transaction(
         self, producer: AIOKafkaProducer, messages: Sequence[tuple[int, OutboxMessage]]
@@ -277,7 +279,15 @@ class OutboxRelay:
                 )
                 for notification_id, message in messages
             ]
-            await asyncio.gather(*sent)
+            # One after the other, not `gather`: they complete together, a done one is awaited
+            # at no cost, and gather's task and callback per record were 9 % of the relay's CPU.
+            try:
+                for delivery in sent:
+                    await delivery
+            except BaseException:
+                for delivery in sent:  # the others' failures are this one's: seen, not logged
+                    delivery.add_done_callback(_retrieve)
+                raise
 
     def _new_producer(self) -> AIOKafkaProducer:
         # A batch is one record of the topic's `max.message.bytes` (the same bound): never more.
@@ -383,14 +393,24 @@ def record_headers(notification_id: int, message: OutboxMessage) -> list[tuple[s
     """`event_id`, `notification_id`, and the context the event was stored with; an event
     stored with none (before contexts were stored) starts its own chain: its correlation id is
     its event id, and it has no causation id."""
+    event_id = str(message.event_id).encode()
+    if message.context is None:
+        return [
+            (EVENT_ID, event_id),
+            ("notification_id", str(notification_id).encode()),
+            (CORRELATION_ID, event_id),
+        ]
     headers = {
-        EVENT_ID: str(message.event_id),
-        "notification_id": str(notification_id),
-        CORRELATION_ID: str(message.event_id),
+        EVENT_ID: event_id,
+        "notification_id": str(notification_id).encode(),
+        **{key: value.encode() for key, value in message.context.as_headers().items()},
     }
-    if message.context is not None:
-        headers.update(message.context.as_headers())
-    return [(key, value.encode()) for key, value in headers.items()]
+    return list(headers.items())
+
+
+def _retrieve(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled():
+        delivery.exception()
 
 
 async def _quietly(awaitable: Any) -> None:
