@@ -136,14 +136,16 @@ async def test_an_idle_relay_that_hears_every_save_reads_the_store_only_as_a_saf
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     relay = build_relay(database_url, kafka_bootstrap, topic, pool)
     reads = 0
-    read_after = relay.notifications.read_after
+    fetch_after = relay.notifications.fetch_after
 
-    def counted(position: int, limit: int) -> Sequence[tuple[int, OutboxMessage | None]]:
+    async def counted(
+        pool: asyncpg.Pool, position: int, limit: int
+    ) -> Sequence[tuple[int, OutboxMessage | None]] | None:
         nonlocal reads
         reads += 1
-        return read_after(position, limit)
+        return await fetch_after(pool, position, limit)
 
-    monkeypatch.setattr(relay.notifications, "read_after", counted)
+    monkeypatch.setattr(relay.notifications, "fetch_after", counted)
     task = asyncio.create_task(relay.run())
     try:
         async with asyncio.timeout(30):
@@ -151,6 +153,7 @@ async def test_an_idle_relay_that_hears_every_save_reads_the_store_only_as_a_saf
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
         before = reads
+        assert before >= 1  # the relay reads through `fetch_after` on PostgreSQL
         await asyncio.sleep(2.5)
         assert reads - before <= 3  # a 20 ms poll would have read ~125 times
     finally:
@@ -165,11 +168,13 @@ class FailingOnce(EventsourcingLog):
 
     failed = False
 
-    def read_after(self, position: int, limit: int) -> list[tuple[int, OutboxMessage | None]]:
+    async def fetch_after(
+        self, pool: asyncpg.Pool, position: int, limit: int
+    ) -> list[tuple[int, OutboxMessage | None]] | None:
         if position > 0 and not self.failed:
             self.failed = True
             raise RuntimeError("an error no one planned for")
-        return super().read_after(position, limit)
+        return await super().fetch_after(pool, position, limit)
 
 
 async def test_a_relay_that_meets_an_unexpected_error_starts_again_and_loses_nothing(
@@ -358,3 +363,28 @@ async def test_a_relay_whose_lock_connection_dies_stands_down_and_its_stand_by_l
         await pool.close()
     assert_complete_and_in_order(seen, tallies)
     assert len({item["event_id"] for item in seen}) == 180
+
+
+async def test_the_relay_reads_the_same_notifications_with_asyncpg_as_eventsourcing_gives(
+    database_url: str, topic: str
+) -> None:
+    """`fetch_after` (asyncpg, the relay's path on PostgreSQL) and `read_after` (eventsourcing's
+    `select_notifications`) give the same notifications, decoded to the same messages, with
+    the same contexts, from any position and up to any limit."""
+    app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
+    start = app.recorder.max_notification_id() or 0
+    for _ in range(3):
+        app.count(None, range(1, 8))
+    log = EventsourcingLog(app, message_for(topic))
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        for position, limit in ((start, 100), (start + 5, 4), (start + 21, 10)):
+            fetched = await log.fetch_after(pool, position, limit)
+            assert fetched == log.read_after(position, limit)
+        everything = await log.fetch_after(pool, start, 100)
+        assert everything is not None
+        assert len(everything) == 24  # three creations (not published) and 21 counts
+        assert sum(message is not None for _, message in everything) == 21
+    finally:
+        await pool.close()
+        app.close()
