@@ -58,7 +58,10 @@ async def test_share_view_share_to_community_and_delete(running_stack: RunningSt
         "What is event sourcing?",
         "Storing facts, not state.",
     ]
-    page = await share.get(f"/s/{link['share_id']}", cookies={"token": make_token("colleague")})
+    # The login cookie as a browser sends it (httpx deprecates per-request `cookies=`).
+    page = await share.get(
+        f"/s/{link['share_id']}", headers={"Cookie": f"token={make_token('colleague')}"}
+    )
     assert page.status_code == 200
     assert "Storing facts, not state." in page.text
 
