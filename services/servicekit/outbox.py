@@ -16,7 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -49,8 +49,11 @@ RELAY_MAX_BATCH_BYTES = 1024 * 1024
 class NotificationLog(Protocol):
     """An event store's notifications in order; ids grow but may have gaps."""
 
-    def read_after(self, position: int, limit: int) -> Sequence[tuple[int, OutboxMessage | None]]:
-        """Up to `limit` notifications with id > `position`; None for one that is not published."""
+    async def fetch_after(
+        self, pool: asyncpg.Pool, position: int, limit: int
+    ) -> Sequence[tuple[int, OutboxMessage | None]]:
+        """Up to `limit` notifications with id > `position`, each with its message (None for
+        one that is not published); `pool` is the relay's, for a log that reads with it."""
         ...
 
     def last_id(self) -> int: ...
@@ -62,12 +65,12 @@ class NotificationLog(Protocol):
 
 
 class EventsourcingLog:
-    """`NotificationLog` over an eventsourcing application (synchronous: call from a thread).
+    """`NotificationLog` over an eventsourcing application.
 
-    On PostgreSQL the relay reads with `fetch_after` instead: the rows come over its asyncpg
-    pool on the event loop, and only their decoding goes to a thread. eventsourcing's
-    `select_notifications` (psycopg, a dict per row, in a worker thread) was a tenth of the
-    relay's CPU; the query is the same, so are the notifications."""
+    On PostgreSQL `fetch_after` reads the rows over the relay's asyncpg pool on the event loop,
+    and only their decoding goes to a thread: eventsourcing's `select_notifications` (psycopg,
+    a dict per row, in a worker thread) was a tenth of the relay's CPU; the query is the same,
+    so are the notifications. Other stores (in memory) are read with `read_after`, in a thread."""
 
     def __init__(self, application: Any, to_message: Callable[[Any], OutboxMessage | None]) -> None:
         self.application = application
@@ -82,6 +85,7 @@ class EventsourcingLog:
             )
 
     def read_after(self, position: int, limit: int) -> list[tuple[int, OutboxMessage | None]]:
+        """Through eventsourcing's recorder (synchronous: call from a thread)."""
         notifications = self.application.recorder.select_notifications(
             start=position, limit=limit, inclusive_of_start=False
         )
@@ -89,10 +93,10 @@ class EventsourcingLog:
 
     async def fetch_after(
         self, pool: asyncpg.Pool, position: int, limit: int
-    ) -> list[tuple[int, OutboxMessage | None]] | None:
-        """What `read_after` gives, read with asyncpg; None for a store not on PostgreSQL."""
+    ) -> list[tuple[int, OutboxMessage | None]]:
+        """What `read_after` gives, read with asyncpg where the store is on PostgreSQL."""
         if self._select is None:
-            return None
+            return await asyncio.to_thread(self.read_after, position, limit)
         rows = await pool.fetch(self._select, position, limit)
         return await asyncio.to_thread(self._decode, rows)
 
@@ -284,14 +288,7 @@ class OutboxRelay:
                 await asyncio.gather(saving, return_exceptions=True)
 
     async def _read_after(self, position: int) -> Sequence[tuple[int, OutboxMessage | None]]:
-        fetch_after = getattr(self.notifications, "fetch_after", None)
-        if fetch_after is not None:
-            fetched = await fetch_after(self.pool, position, self.config.batch_size)
-            if fetched is not None:
-                return cast(Sequence[tuple[int, OutboxMessage | None]], fetched)
-        return await asyncio.to_thread(
-            self.notifications.read_after, position, self.config.batch_size
-        )
+        return await self.notifications.fetch_after(self.pool, position, self.config.batch_size)
 
     async def publish_batch(
         self, producer: AIOKafkaProducer, messages: Sequence[tuple[int, OutboxMessage]]

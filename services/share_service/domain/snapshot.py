@@ -57,7 +57,7 @@ def snapshot_size(snapshot: Snapshot) -> int:
     """Bytes of the snapshot as compact UTF-8 JSON: what `CHATSHARE_MAX_SNAPSHOT_BYTES` limits.
 
     pydantic-core's serializer writes the same bytes as `json.dumps(ensure_ascii=False,
-    separators=(",", ":"))` (tests/unit/share_service/test_snapshot.py), in a quarter of the time."""
+    separators=(",", ":"))` (tests/unit/share_service/test_chat_tree.py), in a quarter of the time."""
     return len(to_json(snapshot))
 
 

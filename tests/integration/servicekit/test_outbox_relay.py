@@ -140,7 +140,7 @@ async def test_an_idle_relay_that_hears_every_save_reads_the_store_only_as_a_saf
 
     async def counted(
         pool: asyncpg.Pool, position: int, limit: int
-    ) -> Sequence[tuple[int, OutboxMessage | None]] | None:
+    ) -> Sequence[tuple[int, OutboxMessage | None]]:
         nonlocal reads
         reads += 1
         return await fetch_after(pool, position, limit)
@@ -170,7 +170,7 @@ class FailingOnce(EventsourcingLog):
 
     async def fetch_after(
         self, pool: asyncpg.Pool, position: int, limit: int
-    ) -> list[tuple[int, OutboxMessage | None]] | None:
+    ) -> list[tuple[int, OutboxMessage | None]]:
         if position > 0 and not self.failed:
             self.failed = True
             raise RuntimeError("an error no one planned for")
