@@ -30,7 +30,10 @@ from prometheus_client import Counter as CounterMetric
 from contracts.topics import max_message_bytes
 from servicekit.config import ServiceSettings
 from servicekit.faults import is_transient
-from servicekit.kafka_connections import RememberingPartitioner
+from servicekit.kafka_connections import (
+    RememberingPartitioner,
+    retry_concurrent_transactions_sooner,
+)
 from servicekit.message_context import CORRELATION_ID, EVENT_ID
 from servicekit.outbox_message import OutboxMessage
 from servicekit.stored_context import read_with_context
@@ -327,6 +330,7 @@ class OutboxRelay:
     def _new_producer(self) -> AIOKafkaProducer:
         # A batch is one record of the topic's `max.message.bytes` (the same bound): never more.
         message_bytes = max_message_bytes(self.settings.max_snapshot_bytes)
+        retry_concurrent_transactions_sooner()  # its transactions come back to back
         return AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             client_id=f"relay-{self.config.name}",
