@@ -12,7 +12,6 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from servicekit.event_store import eventsourcing_env
-from servicekit.outbox import EventsourcingLog
+from servicekit.outbox import EventsourcingLog, NotificationBatch
 from servicekit.outbox_message import OutboxMessage
 from tests.integration.servicekit.counter_store import SCHEMA, TallyApp, build_relay, message_for
 
@@ -104,6 +103,28 @@ async def test_the_relay_publishes_every_stored_event_in_order_with_ids_in_heade
     await pool.close()
 
 
+async def test_a_relay_whose_batches_hold_one_event_each_still_publishes_all_in_order(
+    database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    """A byte budget of one: every event over it, so each batch is one event (one
+    transaction), and each says more follow; nothing is skipped."""
+    app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
+    tallies = {str(app.count(None, range(1, 11))): 10 for _ in range(2)}
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    relay = build_relay(database_url, kafka_bootstrap, topic, pool)
+    relay.config = replace(relay.config, batch_bytes=1)
+    task = asyncio.create_task(relay.run())
+    try:
+        seen = await read_committed(kafka_bootstrap, topic, expected=20)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(seen) == 20
+    assert_complete_and_in_order(seen, tallies)
+    assert await relay.load_position() == max(int(item["notification_id"]) for item in seen)  # type: ignore[call-overload]
+    await pool.close()
+
+
 async def test_a_save_in_another_process_wakes_the_relay_at_once(
     database_url: str, kafka_bootstrap: str, topic: str
 ) -> None:
@@ -139,11 +160,11 @@ async def test_an_idle_relay_that_hears_every_save_reads_the_store_only_as_a_saf
     fetch_after = relay.notifications.fetch_after
 
     async def counted(
-        pool: asyncpg.Pool, position: int, limit: int
-    ) -> Sequence[tuple[int, OutboxMessage | None]]:
+        pool: asyncpg.Pool, position: int, limit: int, max_bytes: int
+    ) -> NotificationBatch:
         nonlocal reads
         reads += 1
-        return await fetch_after(pool, position, limit)
+        return await fetch_after(pool, position, limit, max_bytes)
 
     monkeypatch.setattr(relay.notifications, "fetch_after", counted)
     task = asyncio.create_task(relay.run())
@@ -169,12 +190,12 @@ class FailingOnce(EventsourcingLog):
     failed = False
 
     async def fetch_after(
-        self, pool: asyncpg.Pool, position: int, limit: int
-    ) -> list[tuple[int, OutboxMessage | None]]:
+        self, pool: asyncpg.Pool, position: int, limit: int, max_bytes: int
+    ) -> NotificationBatch:
         if position > 0 and not self.failed:
             self.failed = True
             raise RuntimeError("an error no one planned for")
-        return await super().fetch_after(pool, position, limit)
+        return await super().fetch_after(pool, position, limit, max_bytes)
 
 
 async def test_a_relay_that_meets_an_unexpected_error_starts_again_and_loses_nothing(
@@ -370,21 +391,55 @@ async def test_the_relay_reads_the_same_notifications_with_asyncpg_as_eventsourc
 ) -> None:
     """`fetch_after` (asyncpg, the relay's path on PostgreSQL) and `read_after` (eventsourcing's
     `select_notifications`) give the same notifications, decoded to the same messages, with
-    the same contexts, from any position and up to any limit."""
+    the same contexts, from any position, up to any limit and any byte budget."""
     app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
     start = app.recorder.max_notification_id() or 0
     for _ in range(3):
         app.count(None, range(1, 8))
     log = EventsourcingLog(app, message_for(topic))
+    one = len(app.recorder.select_notifications(start + 2, 1)[0].state)  # a count's stored size
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     try:
-        for position, limit in ((start, 100), (start + 5, 4), (start + 21, 10)):
-            fetched = await log.fetch_after(pool, position, limit)
-            assert fetched == log.read_after(position, limit)
-        everything = await log.fetch_after(pool, start, 100)
-        assert everything is not None
-        assert len(everything) == 24  # three creations (not published) and 21 counts
-        assert sum(message is not None for _, message in everything) == 21
+        for position, limit, max_bytes in (
+            (start, 100, 10**9), (start + 5, 4, 10**9), (start + 21, 10, 10**9),
+            (start, 100, 3 * one), (start + 3, 100, 1),
+        ):  # fmt: skip
+            fetched = await log.fetch_after(pool, position, limit, max_bytes)
+            assert fetched == log.read_after(position, limit, max_bytes)
+        everything = await log.fetch_after(pool, start, 100, 10**9)
+        assert len(everything.items) == 24  # three creations (not published) and 21 counts
+        assert sum(message is not None for _, message in everything.items) == 21
+        assert not everything.more
+        assert (await log.fetch_after(pool, start + 5, 4, 10**9)).more  # the limit was reached
+    finally:
+        await pool.close()
+        app.close()
+
+
+async def test_a_batch_stops_at_its_byte_budget_and_always_takes_one_event(
+    database_url: str, topic: str
+) -> None:
+    """Snapshot-sized events: a batch holds as many as fit in the budget, says more follow,
+    and an event larger than the whole budget still goes out, alone."""
+    app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
+    start = app.recorder.max_notification_id() or 0
+    app.count(None, range(1, 7))
+    sizes = [
+        len(n.state) for n in app.recorder.select_notifications(start, 10, inclusive_of_start=False)
+    ]
+    log = EventsourcingLog(app, message_for(topic))
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        budget = sum(sizes[:3]) + 1  # room for three, and one byte of a fourth
+        cut = await log.fetch_after(pool, start, 100, budget)
+        assert [nid for nid, _ in cut.items] == [start + 1, start + 2, start + 3, start + 4]
+        assert cut.more
+        alone = await log.fetch_after(pool, start + 1, 100, 1)
+        assert [nid for nid, _ in alone.items] == [start + 2]
+        assert alone.more
+        last = await log.fetch_after(pool, start + 6, 100, 1)
+        assert [nid for nid, _ in last.items] == [start + 7]
+        assert not last.more
     finally:
         await pool.close()
         app.close()

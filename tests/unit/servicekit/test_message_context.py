@@ -39,7 +39,9 @@ def message(_: Any) -> OutboxMessage:
 
 
 def contexts_stored(app: TallyApp) -> list[MessageContext | None]:
-    return [msg.context for _, msg in EventsourcingLog(app, message).read_after(0, 100) if msg]
+    return [
+        msg.context for _, msg in EventsourcingLog(app, message).read_after(0, 100).items if msg
+    ]
 
 
 def test_a_request_without_ids_gets_a_new_correlation_id_and_is_its_own_cause() -> None:
