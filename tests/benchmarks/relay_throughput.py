@@ -56,8 +56,12 @@ def to_message_for(topic: str) -> Any:
             "v": domain_event.originator_version,
             "text": domain_event.text,
         }
+        # The event id as the services derive it (share_events.event_id_of): the same each
+        # time an event is read, so a re-sent one is a duplicate (a fresh uuid4 a read would
+        # not be, and cost the relay a random-number syscall per event besides).
+        event_id = uuid.uuid5(domain_event.originator_id, str(domain_event.originator_version))
         return OutboxMessage(
-            topic, str(domain_event.originator_id), json.dumps(body).encode(), uuid.uuid4()
+            topic, str(domain_event.originator_id), json.dumps(body).encode(), event_id
         )
 
     return to_message
