@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -58,15 +58,25 @@ class NotificationBatch:
     more: bool
 
 
+# Where a log may read: the relay's lock connection (tests read with a pool too).
+Queryable: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
 class NotificationLog(Protocol):
     """An event store's notifications in order; ids grow but may have gaps."""
 
     async def fetch_after(
-        self, pool: asyncpg.Pool, position: int, limit: int, max_bytes: int
+        self, connection: Queryable, position: int, limit: int, max_bytes: int
     ) -> NotificationBatch:
         """Up to `limit` notifications with id > `position`, stopping once their stored state
-        reaches `max_bytes` (so one at least, and one at most past the budget); `pool` is the
-        relay's, for a log that reads with it."""
+        reaches `max_bytes` (so one at least, and one at most past the budget). The relay
+        passes its advisory lock's connection, for a log that reads with it."""
+        ...
+
+    @property
+    def reads_with_connection(self) -> bool:
+        """Whether `fetch_after` queries the connection it is given (else the relay checks its
+        lock beside each read)."""
         ...
 
     def last_id(self) -> int: ...
@@ -80,8 +90,8 @@ class NotificationLog(Protocol):
 class EventsourcingLog:
     """`NotificationLog` over an eventsourcing application.
 
-    On PostgreSQL `fetch_after` reads the rows over the relay's asyncpg pool on the event loop,
-    and only their decoding goes to a thread: eventsourcing's `select_notifications` (psycopg,
+    On PostgreSQL `fetch_after` reads the rows with asyncpg on the event loop (on the relay's
+    advisory lock connection), and only their decoding goes to a thread: eventsourcing's `select_notifications` (psycopg,
     a dict per row, in a worker thread) was a tenth of the relay's CPU; the query is the same,
     so are the notifications. Other stores (in memory) are read with `read_after`, in a thread."""
 
@@ -121,15 +131,20 @@ class EventsourcingLog:
         )
 
     async def fetch_after(
-        self, pool: asyncpg.Pool, position: int, limit: int, max_bytes: int
+        self, connection: Queryable, position: int, limit: int, max_bytes: int
     ) -> NotificationBatch:
-        """What `read_after` gives, read with asyncpg where the store is on PostgreSQL."""
+        """What `read_after` gives, read with asyncpg on `connection` where the store is on
+        PostgreSQL (the same database)."""
         if self._select is None:
             return await asyncio.to_thread(self.read_after, position, limit, max_bytes)
-        rows = await pool.fetch(self._select, position, limit, max_bytes)
+        rows = await connection.fetch(self._select, position, limit, max_bytes)
         taken = rows[0]["taken"] if rows else 0
         items = await asyncio.to_thread(self._decode, rows)
         return NotificationBatch(items, more=taken == limit or len(rows) < taken)
+
+    @property
+    def reads_with_connection(self) -> bool:
+        return self._select is not None
 
     def _decode(self, rows: Sequence[asyncpg.Record]) -> list[tuple[int, OutboxMessage | None]]:
         return [
@@ -154,6 +169,45 @@ class EventsourcingLog:
         transaction (`OneTripRecorder` too); the in-memory recorder has none."""
         name = getattr(self.application.recorder, "channel_name", None)
         return name if isinstance(name, str) else None
+
+
+# At most one save of a relay's position this often (the first after a pause at once).
+POSITION_SAVE_INTERVAL = 0.05
+
+
+class PositionSaves:
+    """A relay's position saved beside its work rather than in its way: a batch's position is
+    saved while the next batches are read and sent, one save at a time, at most one every
+    `interval` — each a durable commit, and at 100 creates/s batches came eighty a second.
+    Always the latest position, so saves stay in order; a crash before one lands re-sends a
+    longer tail (at most `interval` more), never skips one. A failed save is raised by the
+    next `offer`: it stops the relay, as a failed save always did."""
+
+    def __init__(self, save: Callable[[int], Awaitable[None]], interval: float) -> None:
+        self._save = save
+        self._interval = interval
+        self._unsaved: int | None = None
+        self._saving: asyncio.Task[None] | None = None
+
+    def offer(self, position: int) -> None:
+        if self._saving is not None and self._saving.done():
+            self._saving.result()
+        self._unsaved = position
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.create_task(self._save_unsaved())
+
+    async def settled(self) -> None:
+        """Once every position offered is saved (or a save failed: raised)."""
+        if self._saving is not None:
+            await self._saving
+
+    async def _save_unsaved(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._unsaved is not None:
+            position, self._unsaved = self._unsaved, None
+            started = loop.time()
+            await self._save(position)
+            await asyncio.sleep(max(0.0, started + self._interval - loop.time()))
 
 
 class LostLeadership(Exception):
@@ -284,26 +338,14 @@ class OutboxRelay:
         # While a batch that has more behind it is published, the next one is read (reading is
         # pure: a batch read ahead and never published is simply read again after a restart).
         ahead: asyncio.Task[NotificationBatch] | None = None
-        # A batch's position is saved while the next one is read and sent: a round trip less
-        # between a save and its publication. Saves stay in order (each waits for the one
-        # before); a crash before one lands re-sends a longer tail, never skips one.
-        saving: asyncio.Task[None] | None = None
+        saves = PositionSaves(self.save_position, POSITION_SAVE_INTERVAL)
         try:
             while True:
-                # The lock is checked beside the read, not before it: one round trip less
-                # between a save and its publication; still, no batch goes out unchecked.
-                checked = asyncio.create_task(self._check_lock(lock))
-                try:
-                    if ahead is None:
-                        self.wakeup.clear()  # before reading: a save after this read sets it
-                        batch = await self._read_after(position)
-                    else:  # the wakeup was left set: at worst one read more before waiting
-                        batch, ahead = await ahead, None
-                except BaseException:
-                    checked.cancel()
-                    await asyncio.gather(checked, return_exceptions=True)
-                    raise
-                await checked  # LostLeadership: this relay stands down before publishing
+                if ahead is None:
+                    self.wakeup.clear()  # before reading: a save after this read sets it
+                    batch = await self._read_after(lock, position)
+                else:  # the wakeup was left set: at worst one read more before waiting
+                    batch, ahead = await ahead, None
                 if not batch.items:
                     self.metrics.lag.labels(self.config.name).set(0)
                     with contextlib.suppress(TimeoutError):
@@ -311,14 +353,12 @@ class OutboxRelay:
                     continue
                 position_after = batch.items[-1][0]
                 if batch.more:
-                    ahead = asyncio.create_task(self._read_after(position_after))
+                    ahead = asyncio.create_task(self._read_after(lock, position_after))
                 await self.publish_batch(
                     producer, [(nid, msg) for nid, msg in batch.items if msg is not None]
                 )
                 position = position_after
-                if saving is not None:
-                    await saving  # its failure stops the relay, as a failed save always did
-                saving = asyncio.create_task(self.save_position(position))
+                saves.offer(position)  # a failed save stops the relay, as it always did
                 if batch.more:  # say by how much
                     last = await asyncio.to_thread(self.notifications.last_id)
                     self.metrics.lag.labels(self.config.name).set(max(0, last - position))
@@ -326,13 +366,33 @@ class OutboxRelay:
             if ahead is not None:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
-            if saving is not None:  # a position published is worth saving, even on the way out
-                await asyncio.gather(saving, return_exceptions=True)
+            # A position published is worth saving, even on the way out.
+            await asyncio.gather(saves.settled(), return_exceptions=True)
 
-    async def _read_after(self, position: int) -> NotificationBatch:
-        return await self.notifications.fetch_after(
-            self.pool, position, self.config.batch_size, self.config.batch_bytes
-        )
+    async def _read_after(self, lock: asyncpg.Connection, position: int) -> NotificationBatch:
+        """The next batch, read on the advisory lock's own connection: the lock is re-checked
+        before every batch (DESIGN.md), and an answer there comes from the very session that
+        holds it — one round trip, where a check beside a read on the pool made two (one of
+        the six requests each batch made, three to PostgreSQL and three to Kafka). A log that reads elsewhere
+        (in memory) has the check beside its read. Either way no batch goes out unchecked:
+        LostLeadership, and this relay stands down before publishing it."""
+        checked = None
+        if not self.notifications.reads_with_connection:
+            checked = asyncio.create_task(self._check_lock(lock))
+        try:
+            batch = await self.notifications.fetch_after(
+                lock, position, self.config.batch_size, self.config.batch_bytes
+            )
+        except BaseException as error:
+            if checked is not None:
+                checked.cancel()
+                await asyncio.gather(checked, return_exceptions=True)
+            if isinstance(error, Exception) and lock.is_closed():
+                raise LostLeadership(f"the advisory lock's connection failed: {error!r}") from error
+            raise
+        if checked is not None:
+            await checked
+        return batch
 
     async def publish_batch(
         self, producer: AIOKafkaProducer, messages: Sequence[tuple[int, OutboxMessage]]

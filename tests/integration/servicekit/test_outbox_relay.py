@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from servicekit.event_store import eventsourcing_env
-from servicekit.outbox import EventsourcingLog, NotificationBatch
+from servicekit.outbox import EventsourcingLog, NotificationBatch, Queryable
 from servicekit.outbox_message import OutboxMessage
 from tests.integration.servicekit.counter_store import SCHEMA, TallyApp, build_relay, message_for
 
@@ -160,11 +160,11 @@ async def test_an_idle_relay_that_hears_every_save_reads_the_store_only_as_a_saf
     fetch_after = relay.notifications.fetch_after
 
     async def counted(
-        pool: asyncpg.Pool, position: int, limit: int, max_bytes: int
+        connection: Queryable, position: int, limit: int, max_bytes: int
     ) -> NotificationBatch:
         nonlocal reads
         reads += 1
-        return await fetch_after(pool, position, limit, max_bytes)
+        return await fetch_after(connection, position, limit, max_bytes)
 
     monkeypatch.setattr(relay.notifications, "fetch_after", counted)
     task = asyncio.create_task(relay.run())
@@ -190,12 +190,12 @@ class FailingOnce(EventsourcingLog):
     failed = False
 
     async def fetch_after(
-        self, pool: asyncpg.Pool, position: int, limit: int, max_bytes: int
+        self, connection: Queryable, position: int, limit: int, max_bytes: int
     ) -> NotificationBatch:
         if position > 0 and not self.failed:
             self.failed = True
             raise RuntimeError("an error no one planned for")
-        return await super().fetch_after(pool, position, limit, max_bytes)
+        return await super().fetch_after(connection, position, limit, max_bytes)
 
 
 async def test_a_relay_that_meets_an_unexpected_error_starts_again_and_loses_nothing(
