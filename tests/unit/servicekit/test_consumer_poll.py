@@ -100,3 +100,18 @@ async def test_offsets_kafka_did_not_take_are_carried_by_the_next_commit() -> No
     commits.add(consumer, {TopicPartition("t", 1): 3})
     await commits.flush()
     assert consumer.calls == [{a: 5}, {a: 5, TopicPartition("t", 1): 3}]
+
+
+async def test_a_group_commits_at_once_after_a_pause_then_at_most_once_an_interval() -> None:
+    a = TopicPartition("t", 0)
+    consumer, commits = SlowCommits(), PipelinedCommits("g", interval=1.0)
+    consumer.release.set()  # Kafka answers at once
+    commits.add(consumer, {a: 1})
+    await asyncio.sleep(0.05)
+    assert consumer.calls == [{a: 1}]  # the first after a pause: not held back
+    commits.add(consumer, {a: 2})
+    commits.add(consumer, {a: 3})
+    await asyncio.sleep(0.05)
+    assert consumer.calls == [{a: 1}]  # within the interval: waiting, merged
+    await commits.flush()
+    assert consumer.calls == [{a: 1}, {a: 3}]
