@@ -91,9 +91,10 @@ class EventsourcingLog:
     """`NotificationLog` over an eventsourcing application.
 
     On PostgreSQL `fetch_after` reads the rows with asyncpg on the event loop (on the relay's
-    advisory lock connection), and only their decoding goes to a thread: eventsourcing's `select_notifications` (psycopg,
-    a dict per row, in a worker thread) was a tenth of the relay's CPU; the query is the same,
-    so are the notifications. Other stores (in memory) are read with `read_after`, in a thread."""
+    advisory lock connection), and only their decoding goes to a thread: eventsourcing's
+    `select_notifications` (psycopg, a dict per row, in a worker thread) was a tenth of the
+    relay's CPU; the query is the same (cut to a byte budget), so are the notifications. Other
+    stores (in memory) are read with `read_after`, in a thread."""
 
     def __init__(self, application: Any, to_message: Callable[[Any], OutboxMessage | None]) -> None:
         self.application = application
@@ -373,9 +374,9 @@ class OutboxRelay:
         """The next batch, read on the advisory lock's own connection: the lock is re-checked
         before every batch (DESIGN.md), and an answer there comes from the very session that
         holds it — one round trip, where a check beside a read on the pool made two (one of
-        the six requests each batch made, three to PostgreSQL and three to Kafka). A log that reads elsewhere
-        (in memory) has the check beside its read. Either way no batch goes out unchecked:
-        LostLeadership, and this relay stands down before publishing it."""
+        the six requests each batch made, three to PostgreSQL and three to Kafka). A log that
+        reads elsewhere (in memory) has the check beside its read. Either way no batch goes out
+        unchecked: LostLeadership, and this relay stands down before publishing it."""
         checked = None
         if not self.notifications.reads_with_connection:
             checked = asyncio.create_task(self._check_lock(lock))
