@@ -23,6 +23,7 @@ from devstack.services import ServiceSpec, start_service, wait_ready
 from devstack.topics import ensure_topics
 from tests.benchmarks.infrastructure import MAX_SNAPSHOT_BYTES, BenchInfrastructure
 from tests.benchmarks.load import LoadResult, run_wrk
+from tests.benchmarks.machine_load import CpuTimes
 from tests.benchmarks.process_memory import stop_measured
 from tests.benchmarks.report import Figure, Limit, Report
 from tests.chat_feed import ChatFeed, send
@@ -134,9 +135,11 @@ def run(infra: BenchInfrastructure, report: Report) -> None:
         before = link_versions(database_url)
         sampler = LagSampler(database_url)
         sampler.start()
+        cpu = CpuTimes.now()
         measured = run_wrk(
             share.url, paths, token, method="POST", connections=CONNECTIONS, seconds=SECONDS
         )
+        busy = CpuTimes.now().busy_since(cpu)
         sampler.stop.set()
         gained = link_versions(database_url) - before
     finally:
@@ -157,7 +160,8 @@ def run(infra: BenchInfrastructure, report: Report) -> None:
         limits=(Limit("p99", measured.p99_ms, 100),),
         notes=f"p50 {measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms (baseline "
         f"p99 {baseline.p99_ms:.1f} ms); audited: {measured.ok} 2xx, {gained} durable versions; "
-        f"API and workers in two processes; during the run: {sampler.summary()}",
+        f"API and workers in two processes; during the run: {sampler.summary()}; the "
+        f"machine's CPUs {busy:.0%} busy",
     ))  # fmt: skip
 
 

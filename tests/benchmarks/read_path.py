@@ -24,6 +24,7 @@ from tests.benchmarks.command_throughput import start, start_raw
 from tests.benchmarks.infrastructure import MAX_SNAPSHOT_BYTES, BenchInfrastructure
 from tests.benchmarks.lean_http import LeanClient, run_on_uvloop
 from tests.benchmarks.load import run_wrk
+from tests.benchmarks.machine_load import CpuTimes
 from tests.benchmarks.process_memory import stop_measured
 from tests.benchmarks.report import Figure, Limit, Report
 from tests.chat_feed import ChatFeed, send
@@ -75,9 +76,10 @@ async def share_all(base_url: str, feeds: list[ChatFeed]) -> list[str]:
 
 async def freshness(
     base_url: str, feeds: list[ChatFeed], per_second: float = CREATES_PER_SECOND
-) -> tuple[list[float], list[float], float]:
+) -> tuple[list[float], list[float], float, float]:
     """Per create: ms from its 201 to the first 200 read; and a GET of an existing row. Also the
-    pace the creates were actually sent at (per second), to show the load was the one asked for.
+    pace the creates were actually sent at (per second), to show the load was the one asked for,
+    and how busy the machine's CPUs were meanwhile (everything runs on this one machine).
 
     The client is `lean_http` on uvloop: httpx cost more CPU than the service it measured."""
     owner, reader = bearer(make_token(OWNER)), bearer(make_token(READER))
@@ -101,15 +103,17 @@ async def freshness(
 
     try:
         tasks = []
+        cpu = CpuTimes.now()
         started = time.perf_counter()
         for n, f in enumerate(feeds):  # an even pace of creates, each followed by its reader
             tasks.append(asyncio.create_task(one(f)))
             await asyncio.sleep(max(0.0, started + (n + 1) / per_second - time.perf_counter()))
         pace = len(feeds) / (time.perf_counter() - started)
         results = await asyncio.gather(*tasks)
+        busy = CpuTimes.now().busy_since(cpu)
     finally:
         await client.close()
-    return [r[0] for r in results], [r[1] for r in results], pace
+    return [r[0] for r in results], [r[1] for r in results], pace, busy
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -137,8 +141,8 @@ def run(infra: BenchInfrastructure, report: Report) -> None:
         paths = [f"/api/v1/shares/{share_id}" for share_id in share_ids]
         reads = run_wrk(share.url, paths, make_token(READER), connections=32, seconds=15)
         busy = feeds[LINKS : LINKS + FRESHNESS_CREATES]
-        fresh, floor, pace = run_on_uvloop(lambda: freshness(share.url, busy))
-        quiet, quiet_floor, quiet_pace = run_on_uvloop(
+        fresh, floor, pace, cpu_busy = run_on_uvloop(lambda: freshness(share.url, busy))
+        quiet, quiet_floor, quiet_pace, quiet_busy = run_on_uvloop(
             lambda: freshness(share.url, feeds[-QUIET_CREATES:], QUIET_CREATES_PER_SECOND)
         )
     finally:
@@ -169,12 +173,14 @@ def run(infra: BenchInfrastructure, report: Report) -> None:
                 Limit("p99", percentile(fresh, 0.99), 250)),
         notes=f"read with `?min_version=` the 201's version; "
         f"p99 {percentile(fresh, 0.99):.1f} ms at "
-        f"{CREATES_PER_SECOND} creates/s (sent at {pace:.0f}/s), {FRESHNESS_CREATES} creates; floor p99 {percentile(floor, 0.99):.1f} ms",
+        f"{CREATES_PER_SECOND} creates/s (sent at {pace:.0f}/s), {FRESHNESS_CREATES} creates; floor p99 {percentile(floor, 0.99):.1f} ms; "
+        f"the machine's CPUs {cpu_busy:.0%} busy meanwhile (services, Kafka, PostgreSQL, this client)",
     ))  # fmt: skip
     report.add(Figure(
         f"freshness at {QUIET_CREATES_PER_SECOND} creates/s (median)", "ms",
         statistics.median(quiet), "one GET of an existing row (median)",
         statistics.median(quiet_floor), higher_is_better=False,
         notes=f"p99 {percentile(quiet, 0.99):.1f} ms (sent at {quiet_pace:.1f}/s), "
-        f"{QUIET_CREATES} creates; no target: shows what an idle pipeline adds",
+        f"{QUIET_CREATES} creates; CPUs {quiet_busy:.0%} busy; no target: shows what an idle "
+        "pipeline adds",
     ))  # fmt: skip
