@@ -83,44 +83,39 @@ def _is_replayed_tail(versions: list[int]) -> bool:
     return len(drops) == 1  # one crash: one point where a tail starts over
 
 
+@pytest.mark.parametrize(
+    ("batch_bytes", "aggregates", "events_each"),
+    [(None, 3, 30), (1, 2, 10)],
+    ids=["default batches", "one event a batch"],
+)
 async def test_the_relay_publishes_every_stored_event_in_order_with_ids_in_headers(
-    database_url: str, kafka_bootstrap: str, topic: str
+    database_url: str,
+    kafka_bootstrap: str,
+    topic: str,
+    batch_bytes: int | None,
+    aggregates: int,
+    events_each: int,
 ) -> None:
+    """Also with a byte budget of one: every event is over it, so each batch is one event (one
+    transaction) and says more follow; nothing is skipped."""
     app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
-    tallies = {str(app.count(None, range(1, 31))): 30 for _ in range(3)}
+    tallies = {
+        str(app.count(None, range(1, events_each + 1))): events_each for _ in range(aggregates)
+    }
+    expected = aggregates * events_each
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     relay = build_relay(database_url, kafka_bootstrap, topic, pool)
+    if batch_bytes is not None:
+        relay.config = replace(relay.config, batch_bytes=batch_bytes)
     task = asyncio.create_task(relay.run())
     try:
-        seen = await read_committed(kafka_bootstrap, topic, expected=90)
+        seen = await read_committed(kafka_bootstrap, topic, expected=expected)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert len(seen) == 90
+    assert len(seen) == expected
     assert_complete_and_in_order(seen, tallies)
-    assert len({item["event_id"] for item in seen}) == 90
-    assert await relay.load_position() == max(int(item["notification_id"]) for item in seen)  # type: ignore[call-overload]
-    await pool.close()
-
-
-async def test_a_relay_whose_batches_hold_one_event_each_still_publishes_all_in_order(
-    database_url: str, kafka_bootstrap: str, topic: str
-) -> None:
-    """A byte budget of one: every event over it, so each batch is one event (one
-    transaction), and each says more follow; nothing is skipped."""
-    app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
-    tallies = {str(app.count(None, range(1, 11))): 10 for _ in range(2)}
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    relay = build_relay(database_url, kafka_bootstrap, topic, pool)
-    relay.config = replace(relay.config, batch_bytes=1)
-    task = asyncio.create_task(relay.run())
-    try:
-        seen = await read_committed(kafka_bootstrap, topic, expected=20)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    assert len(seen) == 20
-    assert_complete_and_in_order(seen, tallies)
+    assert len({item["event_id"] for item in seen}) == expected
     assert await relay.load_position() == max(int(item["notification_id"]) for item in seen)  # type: ignore[call-overload]
     await pool.close()
 
