@@ -77,7 +77,7 @@ bench: install /usr/bin/wrk
 lint: install
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy services contracts deploy/devstack
+	@$(VENV)/bin/mypy services contracts deploy/devstack tests/benchmarks
 
 format: install
 	@$(VENV)/bin/ruff check --fix .

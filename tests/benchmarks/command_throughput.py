@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -43,21 +44,24 @@ def start(spec: ServiceSpec, env: dict[str, str], home: Path) -> ManagedProcess:
     return process
 
 
+def mirrored_whole(connection: psycopg.Connection[Any]) -> int:
+    """How many chats the mirror holds with every message sent."""
+    row = connection.execute(
+        "SELECT count(*) FROM share_service.mirrored_chats WHERE chat_version = %s",
+        (MESSAGES_PER_CHAT + 1,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def feed_chats(infra: BenchInfrastructure, prefix: str, database_url: str) -> list[str]:
     feeds = [ChatFeed(OWNER) for _ in range(CHATS)]
-    events = []
+    events: list[object] = []
     for feed in feeds:
         events.append(feed.created("Benchmark chat"))
         events += [feed.message(f"{i} " + "y" * MESSAGE_BYTES) for i in range(MESSAGES_PER_CHAT)]
     asyncio.run(send(infra.bootstrap, events, prefix))
     with psycopg.connect(database_url) as connection:
-        while (
-            connection.execute(
-                "SELECT count(*) FROM share_service.mirrored_chats WHERE chat_version = %s",
-                (MESSAGES_PER_CHAT + 1,),
-            ).fetchone()[0]
-            < CHATS
-        ):  # type: ignore[index]
+        while mirrored_whole(connection) < CHATS:
             time.sleep(0.2)
     return [f"/api/v1/chats/{feed.chat_id}/share" for feed in feeds]
 

@@ -49,7 +49,7 @@ class NoteApp(ServiceApplication):
 
 def to_message_for(topic: str) -> Any:
     def to_message(domain_event: Any) -> OutboxMessage | None:
-        if not isinstance(domain_event, Note.Written):
+        if not isinstance(domain_event, Note.Written):  # type: ignore[attr-defined]
             return None
         body = {
             "id": str(domain_event.originator_id),
@@ -90,7 +90,7 @@ async def relay_events_per_second(
         pool, settings, RelayMetrics(registry),
     )  # fmt: skip
     await relay.prepare()
-    last = app.recorder.max_notification_id()
+    last = app.recorder.max_notification_id() or 0
     started = time.perf_counter()
     task = asyncio.create_task(relay.run())
     # The relay sets its position gauge once the position is saved: watching it costs the relay

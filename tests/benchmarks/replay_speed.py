@@ -54,7 +54,8 @@ def snapshot(messages: int, content_bytes: int) -> Any:
     }
 
 
-SMALL, LARGE = snapshot(1, 0), snapshot(6, 280)
+SMALL: Snapshot = snapshot(1, 0)
+LARGE: Snapshot = snapshot(6, 280)
 
 
 def write_store(app: SharingApplication, chosen: random.Random) -> dict[str, int]:
