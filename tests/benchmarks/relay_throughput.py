@@ -25,6 +25,7 @@ from servicekit.outbox import (
     RelayMetrics,
 )
 from servicekit.outbox_message import OutboxMessage
+from share_service.adapters.share_events import event_id_of
 from tests.benchmarks.infrastructure import BenchInfrastructure
 from tests.benchmarks.report import Figure, Report
 
@@ -56,10 +57,10 @@ def to_message_for(topic: str) -> Any:
             "v": domain_event.originator_version,
             "text": domain_event.text,
         }
-        # The event id as the services derive it (share_events.event_id_of): the same each
-        # time an event is read, so a re-sent one is a duplicate (a fresh uuid4 a read would
-        # not be, and cost the relay a random-number syscall per event besides).
-        event_id = uuid.uuid5(domain_event.originator_id, str(domain_event.originator_version))
+        # The event id as the services derive it: the same each time an event is read, so a
+        # re-sent one is a duplicate (a fresh uuid4 a read would not be, and cost the relay a
+        # random-number syscall per event besides).
+        event_id = event_id_of(domain_event.originator_id, domain_event.originator_version)
         return OutboxMessage(
             topic, str(domain_event.originator_id), json.dumps(body).encode(), event_id
         )
