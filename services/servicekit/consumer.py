@@ -237,7 +237,7 @@ class ConsumerGroup(Generic[E]):
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             parser=parse_leniently,
-            decoder=leave_undecoded,
+            decoder=the_message_itself,
         )
         subscriber(self.on_batch)
         subscriber.get_msg = polling_without_blind_sleep(max_records)  # type: ignore[method-assign,assignment]
@@ -403,11 +403,14 @@ async def parse_leniently(
     return message
 
 
-async def leave_undecoded(message: StreamMessage[Any]) -> Any:
-    """Each record is decoded by the group's own decoder, with its topic's contract. faststream's
+async def the_message_itself(message: StreamMessage[Any]) -> Any:
+    """What the handler gets: the batch's message itself, its records undecoded.
+
+    Each record is decoded by the group's own decoder, with its topic's contract. faststream's
     JSON decoding of every body would be wasted work, and it fails the whole batch on a body
-    nested too deep or not matching its `content-type` header."""
-    return message.body
+    nested too deep or not matching its `content-type` header. The broker injects nothing
+    (`new_broker`: `apply_types=False`), so the handler is called with exactly this."""
+    return message
 
 
 def _with_readable_headers(record: ConsumerRecord[bytes, bytes]) -> ConsumerRecord[bytes, bytes]:
