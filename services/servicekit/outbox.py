@@ -69,14 +69,9 @@ class NotificationLog(Protocol):
         self, connection: Queryable, position: int, limit: int, max_bytes: int
     ) -> NotificationBatch:
         """Up to `limit` notifications with id > `position`, stopping once their stored state
-        reaches `max_bytes` (so one at least, and one at most past the budget). The relay
-        passes its advisory lock's connection, for a log that reads with it."""
-        ...
-
-    @property
-    def reads_with_connection(self) -> bool:
-        """Whether `fetch_after` queries the connection it is given (else the relay checks its
-        lock beside each read)."""
+        reaches `max_bytes` (so one at least, and one at most past the budget). Answered only
+        after a query on `connection` did: the relay passes its advisory lock's connection, and
+        that query is its leadership check."""
         ...
 
     def last_id(self) -> int: ...
@@ -94,7 +89,8 @@ class EventsourcingLog:
     advisory lock connection), and only their decoding goes to a thread: eventsourcing's
     `select_notifications` (psycopg, a dict per row, in a worker thread) was a tenth of the
     relay's CPU; the query is the same (cut to a byte budget), so are the notifications. Other
-    stores (in memory) are read with `read_after`, in a thread."""
+    stores (in memory) are read with `read_after`, in a thread, after a `SELECT 1` on the
+    connection."""
 
     def __init__(self, application: Any, to_message: Callable[[Any], OutboxMessage | None]) -> None:
         self.application = application
@@ -137,15 +133,12 @@ class EventsourcingLog:
         """What `read_after` gives, read with asyncpg on `connection` where the store is on
         PostgreSQL (the same database)."""
         if self._select is None:
+            await connection.fetchval("SELECT 1")  # the connection answers, as the contract says
             return await asyncio.to_thread(self.read_after, position, limit, max_bytes)
         rows = await connection.fetch(self._select, position, limit, max_bytes)
         taken = rows[0]["taken"] if rows else 0
         items = await asyncio.to_thread(self._decode, rows)
         return NotificationBatch(items, more=taken == limit or len(rows) < taken)
-
-    @property
-    def reads_with_connection(self) -> bool:
-        return self._select is not None
 
     def _decode(self, rows: Sequence[asyncpg.Record]) -> list[tuple[int, OutboxMessage | None]]:
         return [
@@ -374,26 +367,16 @@ class OutboxRelay:
         """The next batch, read on the advisory lock's own connection: the lock is re-checked
         before every batch (DESIGN.md), and an answer there comes from the very session that
         holds it — one round trip, where a check beside a read on the pool made two (one of
-        the six requests each batch made, three to PostgreSQL and three to Kafka). A log that
-        reads elsewhere (in memory) has the check beside its read. Either way no batch goes out
-        unchecked: LostLeadership, and this relay stands down before publishing it."""
-        checked = None
-        if not self.notifications.reads_with_connection:
-            checked = asyncio.create_task(self._check_lock(lock))
+        the six requests each batch made, three to PostgreSQL and three to Kafka). No batch
+        goes out unchecked: LostLeadership, and this relay stands down before publishing it."""
         try:
-            batch = await self.notifications.fetch_after(
+            return await self.notifications.fetch_after(
                 lock, position, self.config.batch_size, self.config.batch_bytes
             )
-        except BaseException as error:
-            if checked is not None:
-                checked.cancel()
-                await asyncio.gather(checked, return_exceptions=True)
-            if isinstance(error, Exception) and lock.is_closed():
+        except Exception as error:
+            if lock.is_closed():
                 raise LostLeadership(f"the advisory lock's connection failed: {error!r}") from error
             raise
-        if checked is not None:
-            await checked
-        return batch
 
     async def publish_batch(
         self, producer: AIOKafkaProducer, messages: Sequence[tuple[int, OutboxMessage]]
@@ -447,16 +430,6 @@ class OutboxRelay:
             max_request_size=message_bytes,
             transaction_timeout_ms=60_000,
         )
-
-    async def _check_lock(self, lock: asyncpg.Connection) -> None:
-        """Re-checked before every batch (DESIGN.md): a lock whose connection cannot answer may
-        be held by another relay by now."""
-        if lock.is_closed():
-            raise LostLeadership("the advisory lock's connection closed")
-        try:
-            await lock.fetchval("SELECT 1")
-        except Exception as error:  # seen after a PostgreSQL restart: asyncpg InternalClientError
-            raise LostLeadership(f"the advisory lock's connection failed: {error!r}") from error
 
     def _set_active(self, active: bool) -> None:
         self.is_active = active
