@@ -57,6 +57,14 @@ class NotificationBatch:
     items: Sequence[tuple[int, OutboxMessage | None]]
     more: bool
 
+    @classmethod
+    def read(
+        cls, items: Sequence[tuple[int, OutboxMessage | None]], taken: int, limit: int
+    ) -> NotificationBatch:
+        """`items`, of the `taken` notifications a read of at most `limit` found: there is
+        more behind them when the limit was reached or the byte budget left some out."""
+        return cls(items, more=taken == limit or len(items) < taken)
+
 
 # Where a log may read: the relay's lock connection (tests read with a pool too).
 Queryable: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -122,9 +130,8 @@ class EventsourcingLog:
         taken = len(notifications)
         if max_bytes is not None:
             notifications = _within(notifications, max_bytes)
-        return NotificationBatch(
-            [(n.id, self._message(n)) for n in notifications],
-            more=taken == limit or len(notifications) < taken,
+        return NotificationBatch.read(
+            [(n.id, self._message(n)) for n in notifications], taken, limit
         )
 
     async def fetch_after(
@@ -138,7 +145,7 @@ class EventsourcingLog:
         rows = await connection.fetch(self._select, position, limit, max_bytes)
         taken = rows[0]["taken"] if rows else 0
         items = await asyncio.to_thread(self._decode, rows)
-        return NotificationBatch(items, more=taken == limit or len(rows) < taken)
+        return NotificationBatch.read(items, taken, limit)
 
     def _decode(self, rows: Sequence[asyncpg.Record]) -> list[tuple[int, OutboxMessage | None]]:
         return [
