@@ -1,17 +1,24 @@
 """The command benchmark's raw baseline: a bare ASGI app (uvicorn with uvloop and httptools)
-doing one durable INSERT of a snapshot-sized row into the same PostgreSQL per request."""
+doing one durable INSERT of a snapshot into the same PostgreSQL per request: the JSON in
+`BENCH_SNAPSHOT_FILE` (the benchmark writes one of its run's snapshots there), else
+`BENCH_SNAPSHOT_BYTES` characters."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from tests.benchmarks.raw_asgi import PooledASGIApp, answer_json
 
-SNAPSHOT = "x" * int(os.environ.get("BENCH_SNAPSHOT_BYTES", "5000"))
+SNAPSHOT = (
+    Path(os.environ["BENCH_SNAPSHOT_FILE"]).read_text(encoding="utf-8")
+    if "BENCH_SNAPSHOT_FILE" in os.environ
+    else "x" * int(os.environ.get("BENCH_SNAPSHOT_BYTES", "5000"))
+)
 
 
 class RawInsertApp(PooledASGIApp):
