@@ -30,11 +30,10 @@ class StoredShareEvents:
         notifications = self.application.recorder.select_notifications(
             start=position, limit=limit, inclusive_of_start=False
         )
-        to_domain_event = self.application.mapper.to_domain_event
         links = [
             event
             for notification in notifications
-            if isinstance(event := to_contract(to_domain_event(notification)), LinkEventBase)
+            if isinstance(event := to_contract(notification), LinkEventBase)
         ]
         last = notifications[-1].id if notifications else position
         size = sum(len(notification.state) for notification in notifications)

@@ -98,11 +98,17 @@ class EventsourcingLog:
     `select_notifications` (psycopg, a dict per row, in a worker thread) was a tenth of the
     relay's CPU; the query is the same (cut to a byte budget), so are the notifications. Other
     stores (in memory) are read with `read_after`, in a thread, after a `SELECT 1` on the
-    connection."""
+    connection.
+
+    Each notification becomes a record through its domain event: the application's mapper
+    decodes it, with the context it was stored with, and `to_message` maps the event. A store
+    whose stored events map to records field for field can skip the domain event:
+    `of_stored_events`."""
 
     def __init__(self, application: Any, to_message: Callable[[Any], OutboxMessage | None]) -> None:
         self.application = application
-        self.to_message = to_message
+        self._to_message = to_message
+        self._record: Callable[[Notification], OutboxMessage | None] = self._via_domain_event
         recorder = application.recorder
         self._select: str | None = None
         if isinstance(recorder, PostgresApplicationRecorder):
@@ -131,7 +137,7 @@ class EventsourcingLog:
         if max_bytes is not None:
             notifications = _within(notifications, max_bytes)
         return NotificationBatch.read(
-            [(n.id, self._message(n)) for n in notifications], taken, limit
+            [(n.id, self._record(n)) for n in notifications], taken, limit
         )
 
     async def fetch_after(
@@ -149,16 +155,26 @@ class EventsourcingLog:
 
     def _decode(self, rows: Sequence[asyncpg.Record]) -> list[tuple[int, OutboxMessage | None]]:
         return [
-            (row[0], self._message(Notification(
+            (row[0], self._record(Notification(
                 id=row[0], originator_id=row[1], originator_version=row[2], topic=row[3],
                 state=row[4],
             )))
             for row in rows
         ]  # fmt: skip
 
-    def _message(self, notification: Any) -> OutboxMessage | None:
+    @classmethod
+    def of_stored_events(
+        cls, application: Any, to_message: Callable[[Notification], OutboxMessage | None]
+    ) -> EventsourcingLog:
+        """A log whose records `to_message` makes from the stored events themselves (id,
+        version, topic, JSON state), context included: no domain event is decoded."""
+        log = cls(application, to_message)
+        log._record = to_message
+        return log
+
+    def _via_domain_event(self, notification: Notification) -> OutboxMessage | None:
         domain_event, context = read_with_context(self.application.mapper, notification)
-        message = self.to_message(domain_event)
+        message = self._to_message(domain_event)
         return message if message is None or context is None else replace(message, context=context)
 
     def last_id(self) -> int:

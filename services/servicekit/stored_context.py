@@ -49,12 +49,16 @@ class ContextMapper(Mapper[UUID]):
         self, stored_event: StoredEvent
     ) -> tuple[Any, MessageContext | None]:
         domain_event = super().to_domain_event(stored_event)
-        stored = vars(domain_event).pop(STORED_CONTEXT, None)
-        if not isinstance(stored, dict) or not isinstance(stored.get("correlation_id"), str):
-            return domain_event, None
-        return domain_event, MessageContext(
-            stored["correlation_id"], stored.get("causation_id"), stored.get("traceparent")
-        )
+        return domain_event, context_of_stored(vars(domain_event).pop(STORED_CONTEXT, None))
+
+
+def context_of_stored(stored: object) -> MessageContext | None:
+    """The context kept under `STORED_CONTEXT` in a stored state (None for none, or a bad one)."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("correlation_id"), str):
+        return None
+    return MessageContext(
+        stored["correlation_id"], stored.get("causation_id"), stored.get("traceparent")
+    )
 
 
 def read_with_context(

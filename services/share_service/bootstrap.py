@@ -55,7 +55,7 @@ async def wire(
     await chats.create_table()
     relay = OutboxRelay(
         RelayConfig(name=SERVICE_NAME, schema=EVENT_STORE_SCHEMA),
-        EventsourcingLog(sharing, to_outbox_message),
+        EventsourcingLog.of_stored_events(sharing, to_outbox_message),
         runtime.pool,
         settings,
         RelayMetrics(runtime.registry),
