@@ -31,6 +31,8 @@ class RowReader(Protocol):
 
     async def fetchrow(self, query: str, *args: Any) -> Any: ...
 
+    async def fetch(self, query: str, *args: Any) -> Any: ...
+
 
 class HeldConnections:
     def __init__(self, connect: Connect, size: int) -> None:
@@ -48,9 +50,16 @@ class HeldConnections:
         return cls(lambda: asyncpg.connect(dsn, timeout=timeout), size)
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        return await self._read(asyncpg.Connection.fetchrow, query, args)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._read(asyncpg.Connection.fetch, query, args)
+        return rows
+
+    async def _read(self, method: Callable[..., Awaitable[Any]], query: str, args: Any) -> Any:
         connection = self._idle.pop() if self._idle else await self._take()
         try:
-            row = await connection.fetchrow(query, *args)
+            result = await method(connection, query, *args)
         except asyncio.CancelledError:
             # asyncpg asks the server to cancel the statement, and the connection's next
             # statement waits for that (as the pool's release does).
@@ -62,7 +71,7 @@ class HeldConnections:
             self._discard(connection)
             raise
         self._give_back(connection)
-        return row
+        return result
 
     async def close(self) -> None:
         """Close the idle connections; one in use closes when its read ends."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from servicekit.batched_reads import BatchedReads
 from servicekit.held_connections import RowReader
 from share_service.domain.chat_tree import Message, MirroredChat
 
@@ -28,6 +29,8 @@ class ChatMirrorStore:
         self._reads: RowReader = reads or pool
         self.table = f'"{schema}".mirrored_chats'
         self.schema = schema
+        # Commands that arrive together read their chats with one query (servicekit).
+        self._chats: BatchedReads[str, MirroredChat] = BatchedReads(self._fetch_chats)
 
     async def create_table(self) -> None:
         async with self.pool.acquire() as connection:
@@ -41,25 +44,26 @@ class ChatMirrorStore:
             )
 
     async def get(self, chat_id: str) -> MirroredChat | None:
-        row = await self._reads.fetchrow(f"SELECT * FROM {self.table} WHERE chat_id = $1", chat_id)
-        return _chat(row) if row else None
+        return await self._chats.get(chat_id)
 
     async def wait_for_version(
         self, chat_id: str, version: int, within: float
     ) -> MirroredChat | None:
         """The chat once it includes `version`, or None if it has not arrived within `within` s."""
         deadline = time.monotonic() + within
-        while True:  # one query a try: the row comes back once it is recent enough
-            row = await self._reads.fetchrow(
-                f"SELECT * FROM {self.table} WHERE chat_id = $1 AND chat_version >= $2",
-                chat_id,
-                version,
-            )
-            if row is not None:
-                return _chat(row)
+        while True:
+            chat = await self._chats.get(chat_id)
+            if chat is not None and chat.chat_version >= version:
+                return chat
             if time.monotonic() > deadline:
                 return None
             await asyncio.sleep(POLL_SECONDS)
+
+    async def _fetch_chats(self, chat_ids: list[str]) -> dict[str, MirroredChat]:
+        rows = await self._reads.fetch(
+            f"SELECT * FROM {self.table} WHERE chat_id = ANY($1::text[])", chat_ids
+        )
+        return {row["chat_id"]: _chat(row) for row in rows}
 
     async def lock(
         self, connection: asyncpg.Connection, chat_ids: Iterable[str]

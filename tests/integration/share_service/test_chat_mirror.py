@@ -94,6 +94,36 @@ async def test_duplicates_change_nothing_and_a_gap_is_applied_anyway(
     assert len(chat.messages) == 2
 
 
+async def test_chats_read_together_each_come_back_whole(settings: ShareServiceSettings) -> None:
+    """Commands arriving together read their chats in one query (BatchedReads): each still
+    gets its own chat, an unknown one gets None, and a version wait sees what it asked for."""
+    feeds = [ChatFeed(f"owner-{i}") for i in range(12)]
+    events: list[object] = []
+    for i, feed in enumerate(feeds):
+        events += [feed.created(f"chat {i}"), *(feed.message(f"{i}.{n}") for n in range(i % 3 + 1))]
+    await send(settings.kafka_bootstrap_servers, events, settings.topic_prefix)
+    async with running_mirror(settings, []) as store:
+        for feed in feeds:
+            await until_version(store, feed.chat_id, feed.version)
+        reads = [store.get(feed.chat_id) for feed in feeds]
+        waits = [store.wait_for_version(feed.chat_id, feed.version, within=5) for feed in feeds]
+        chats = await asyncio.gather(*reads, store.get("no-such-chat"), *waits)
+        too_new = await store.wait_for_version(feeds[0].chat_id, feeds[0].version + 1, within=0.3)
+
+    got, unknown, waited = chats[: len(feeds)], chats[len(feeds)], chats[len(feeds) + 1 :]
+    for i, (feed, chat, after_wait) in enumerate(zip(feeds, got, waited, strict=True)):
+        assert chat is not None
+        assert after_wait == chat
+        assert (chat.chat_id, chat.owner_id, chat.title) == (
+            feed.chat_id,
+            f"owner-{i}",
+            f"chat {i}",
+        )
+        assert [m.content for m in visible_branch(chat)] == [f"{i}.{n}" for n in range(i % 3 + 1)]
+    assert unknown is None
+    assert too_new is None
+
+
 async def test_poison_is_dead_lettered_and_the_mirror_keeps_going(
     settings: ShareServiceSettings,
 ) -> None:
