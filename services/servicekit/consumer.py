@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter
@@ -237,7 +237,7 @@ class ConsumerGroup(Generic[E]):
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             parser=parse_leniently,
-            decoder=the_message_itself,
+            decoder=received_batch,
         )
         subscriber(self.on_batch)
         subscriber.get_msg = polling_without_blind_sleep(max_records)  # type: ignore[method-assign,assignment]
@@ -245,15 +245,15 @@ class ConsumerGroup(Generic[E]):
     async def readiness(self) -> str | None:
         return None if self.tracker.joined.is_set() else f"{self.group} has not joined its group"
 
-    async def on_batch(self, message: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
+    async def on_batch(self, batch: ReceivedBatch) -> None:
+        records = batch.records
         # A batch of one record is that record's work; a larger one belongs to no single chain
         # (handlers bind each delivery's context around what they do for it alone).
         batch_context = context_of_record(records[0].headers) if len(records) == 1 else None
         with consumer_span(self.group, records, batch_context) as context, using_context(context):
             deliveries = [d for record in records if (d := await self._decode(record))]
             await self._handle_all(deliveries)
-            self._commit(message, records)
+            self._commit(batch.consumer, records)
 
     async def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery[E] | None:
         try:
@@ -357,12 +357,12 @@ class ConsumerGroup(Generic[E]):
                 log.warning("group %s: dead-letter publish failed, retrying: %s", self.group, error)
                 await asyncio.sleep(1.0)
 
-    def _commit(self, message: KafkaMessage, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    def _commit(self, consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         offsets: dict[TopicPartition, int] = {}
         for record in records:
             partition = TopicPartition(record.topic, record.partition)
             offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
-        self.commits.add(message.consumer, offsets)
+        self.commits.add(consumer, offsets)
 
 
 @contextmanager
@@ -403,14 +403,28 @@ async def parse_leniently(
     return message
 
 
-async def the_message_itself(message: StreamMessage[Any]) -> Any:
-    """What the handler gets: the batch's message itself, its records undecoded.
+@dataclass(frozen=True)
+class ReceivedBatch:
+    """What a group's handler gets for a batch: its records, undecoded, and the consumer that
+    fetched them (whose offsets are committed)."""
+
+    records: tuple[ConsumerRecord[bytes, bytes], ...]
+    consumer: Any
+
+
+async def received_batch(message: StreamMessage[Any]) -> ReceivedBatch:
+    """The decoder of every group: the batch's records undecoded, with their consumer.
 
     Each record is decoded by the group's own decoder, with its topic's contract. faststream's
     JSON decoding of every body would be wasted work, and it fails the whole batch on a body
     nested too deep or not matching its `content-type` header. The broker injects nothing
-    (`new_broker`: `apply_types=False`), so the handler is called with exactly this."""
-    return message
+    (`new_broker`: `apply_types=False`), so the handler is called with exactly this.
+
+    Not the message itself: faststream keeps the decoded value on the message, and a message
+    holding itself is a reference cycle — every batch, its records and their headers lived on
+    until a collection found them, ~15,000 objects every two seconds in the share workers at
+    1,200 commands/s, each collection pausing them 5-24 ms."""
+    return ReceivedBatch(message.raw_message, message.consumer)  # type: ignore[attr-defined]
 
 
 def _with_readable_headers(record: ConsumerRecord[bytes, bytes]) -> ConsumerRecord[bytes, bytes]:
