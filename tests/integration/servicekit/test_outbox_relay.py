@@ -14,6 +14,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -438,3 +439,38 @@ async def test_a_batch_stops_at_its_byte_budget_and_always_takes_one_event(
     finally:
         await pool.close()
         app.close()
+
+
+async def test_events_stored_within_the_transaction_interval_leave_together(
+    database_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    """Transactions are paced (`RelayConfig.transaction_interval`): events stored one by one
+    just after a transaction wait for the next, and leave in it together, in order."""
+    app = TallyApp(env=eventsourcing_env(database_url, SCHEMA))
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    relay = build_relay(database_url, kafka_bootstrap, topic, pool)
+    relay.config = replace(relay.config, transaction_interval=2.0)
+    batches: list[int] = []
+    publish = relay.publish_batch
+
+    async def recording(producer: Any, messages: Any) -> None:
+        batches.append(len(messages))
+        await publish(producer, messages)
+
+    relay.publish_batch = recording  # type: ignore[method-assign]
+    task = asyncio.create_task(relay.run())
+    try:
+        tally = app.count(None, range(1, 2))
+        async with asyncio.timeout(30):
+            while not batches:
+                await asyncio.sleep(0.01)
+        for n in range(2, 7):  # a save each, 50 ms apart: each its own batch, unpaced
+            await asyncio.to_thread(app.count, tally, range(n, n + 1))
+            await asyncio.sleep(0.05)
+        seen = await read_committed(kafka_bootstrap, topic, expected=6)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.close()
+    assert batches == [1, 5]
+    assert [item["n"] for item in seen] == [1, 2, 3, 4, 5, 6]
