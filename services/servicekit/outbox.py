@@ -386,12 +386,12 @@ class OutboxRelay:
                         await asyncio.wait_for(self.wakeup.wait(), poll)
                     continue
                 position_after = batch.items[-1][0]
-                next_at = loop.time() + self.config.transaction_interval
+                messages = [(nid, msg) for nid, msg in batch.items if msg is not None]
+                if messages:  # a transaction starts
+                    next_at = loop.time() + self.config.transaction_interval
                 if batch.more:
                     ahead = asyncio.create_task(self._read_after(lock, position_after))
-                await self.publish_batch(
-                    producer, [(nid, msg) for nid, msg in batch.items if msg is not None]
-                )
+                await self.publish_batch(producer, messages)
                 position = position_after
                 saves.offer(position)  # a failed save stops the relay, as it always did
                 if batch.more:  # say by how much
