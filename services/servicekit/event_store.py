@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
@@ -17,11 +17,13 @@ from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
     InterfaceError,
+    JSONTranscoder,
     Mapper,
     OperationalError,
     Recording,
     StoredEvent,
     TrackingRecorder,
+    Transcoder,
 )
 from eventsourcing.postgres import (
     PostgresApplicationRecorder,
@@ -30,6 +32,7 @@ from eventsourcing.postgres import (
 )
 from eventsourcing.utils import Environment, EnvType, get_topic, retry
 from psycopg import sql
+from pydantic_core import to_json
 
 from servicekit.stored_context import ContextMapper
 from servicekit.table_setup import creating_tables_blocking
@@ -178,6 +181,33 @@ class OneTripRecorder(PostgresApplicationRecorder):
             return [row["id"] for row in cursor.fetchall()]
 
 
+class PlainFieldsJSONTranscoder(JSONTranscoder):
+    """eventsourcing's JSON, with the named fields of an event's state written by pydantic-core.
+
+    eventsourcing's transcoder writes with the standard library's encoder: ~40 µs for a 12 KB
+    share snapshot, 15 % of the CPU of a Copy Link in share_service's API. Fields that hold
+    plain JSON data only need none of its transcodings, and pydantic-core writes the same JSON
+    in a quarter of the time; the event's other fields (its datetime among them) still go
+    through eventsourcing's encoder. Reading is eventsourcing's own, unchanged: only the key
+    order differs (the plain fields come last), and a JSON object has none. pydantic-core would
+    write a datetime or UUID inside a plain field as a string, where eventsourcing would have
+    transcoded it: such values do not belong in a field declared plain.
+    """
+
+    def __init__(self, plain_fields: frozenset[str]) -> None:
+        super().__init__()
+        self.plain_fields = plain_fields
+
+    def encode(self, obj: Any) -> bytes:
+        if type(obj) is not dict or not self.plain_fields.intersection(obj):
+            return super().encode(obj)
+        rest = super().encode({k: v for k, v in obj.items() if k not in self.plain_fields})
+        plain = {k: v for k, v in obj.items() if k in self.plain_fields}
+        if rest == b"{}":
+            return to_json(plain)
+        return rest[:-1] + b"," + to_json(plain)[1:]
+
+
 class ServiceApplication(Application[UUID]):
     """An eventsourcing application configured only by the env it is given.
 
@@ -194,6 +224,17 @@ class ServiceApplication(Application[UUID]):
         # Only what the settings give: eventsourcing's database functions must stay off (they drop
         # the table lock around inserts, and the outbox relay would then skip events).
         return Environment(name, merged)
+
+    # Fields of the events' states that hold plain JSON data only (strings, numbers, booleans,
+    # null, lists and dicts of them), by the application's word: `PlainFieldsJSONTranscoder`.
+    plain_json_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def construct_transcoder(self) -> Transcoder:
+        if not self.plain_json_fields:
+            return super().construct_transcoder()
+        transcoder = PlainFieldsJSONTranscoder(self.plain_json_fields)
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def construct_mapper(self) -> Mapper[UUID]:
         """Stored events keep the correlation and causation ids of the work that made them."""

@@ -73,6 +73,8 @@ class SharingApplication(ServiceApplication):
         "AGGREGATE_CACHE_MAXSIZE": "1024",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
+    # A snapshot is plain JSON data by construction (`domain.snapshot`): written by pydantic-core.
+    plain_json_fields: ClassVar[frozenset[str]] = frozenset({"snapshot"})
     # Each round of a race on one chat lets at least one writer through, so a burst of N
     # concurrent shares of one chat needs up to N attempts.
     SAVE_ATTEMPTS = 32

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from uuid import UUID
+
 import pytest
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, UUIDAsHex
 from eventsourcing.popo import POPOApplicationRecorder
 
-from servicekit.event_store import ServiceApplication, eventsourcing_env, in_memory_env
+from servicekit.event_store import (
+    PlainFieldsJSONTranscoder,
+    ServiceApplication,
+    eventsourcing_env,
+    in_memory_env,
+)
 
 
 def test_a_database_url_becomes_the_event_stores_settings() -> None:
@@ -116,3 +126,41 @@ def test_save_records_each_aggregates_events_in_order_and_once() -> None:
         assert app.repository.get(first.id).count == 2
     finally:
         app.close()
+
+
+def _transcoders() -> tuple[JSONTranscoder, PlainFieldsJSONTranscoder]:
+    plain, fast = JSONTranscoder(), PlainFieldsJSONTranscoder(frozenset({"snapshot"}))
+    for transcoder in (plain, fast):
+        for transcoding in (UUIDAsHex(), DatetimeAsISO()):
+            transcoder.register(transcoding)
+    return plain, fast
+
+
+TRICKY = 'quotes " and \\ back, ünïcødé ✈, \u2028, \x01, <script>'
+
+
+def test_plain_fields_are_written_by_pydantic_core_and_read_back_as_eventsourcing_reads() -> None:
+    plain, fast = _transcoders()
+    state = {
+        "timestamp": datetime(2026, 11, 27, 8, 30, 24, 475365, tzinfo=UTC),
+        "share_id": TRICKY,
+        "owner": UUID("12345678-1234-5678-1234-567812345678"),
+        "snapshot": {
+            "title": TRICKY,
+            "messages": [{"id": "m-1", "parent_id": None, "content": TRICKY, "n": 3}],
+            "history": {"messages": {"m-1": {"children_ids": []}}, "current_id": "m-1"},
+        },
+    }
+
+    written = fast.encode(state)
+
+    assert fast.decode(written) == state  # the datetime and the UUID come back as such
+    assert plain.decode(written) == plain.decode(plain.encode(state))
+    assert json.loads(written) == json.loads(plain.encode(state))  # the same JSON, keys aside
+
+
+def test_a_state_without_plain_fields_is_written_as_eventsourcing_writes_it() -> None:
+    plain, fast = _transcoders()
+    state = {"timestamp": datetime(2026, 1, 1, tzinfo=UTC), "share_id": "s-1", "n": 1}
+    assert fast.encode(state) == plain.encode(state)
+    assert fast.decode(fast.encode({"snapshot": {"title": "t"}})) == {"snapshot": {"title": "t"}}

@@ -8,7 +8,7 @@ from typing import Any
 
 import contracts
 from contracts.codec import encode_event
-from servicekit.event_store import in_memory_env
+from servicekit.event_store import PlainFieldsJSONTranscoder, in_memory_env
 from servicekit.message_context import MessageContext, using_context
 from share_service.adapters.share_events import event_id_of, to_contract, to_outbox_message
 from share_service.application.sharing import SharingApplication
@@ -96,3 +96,10 @@ def test_every_published_event_is_its_contract_event_to_the_byte() -> None:
         ("LinkDeleted", None),
         ("CommunityShareRequested", None),
     ]
+
+
+def test_snapshots_are_stored_as_plain_json_fields() -> None:
+    """Written by pydantic-core (`servicekit.event_store.PlainFieldsJSONTranscoder`)."""
+    app = SharingApplication(in_memory_env())
+    assert isinstance(app.mapper.transcoder, PlainFieldsJSONTranscoder)
+    assert app.mapper.transcoder.plain_fields == frozenset({"snapshot"})
