@@ -105,10 +105,18 @@ class EventsourcingLog:
     whose stored events map to records field for field can skip the domain event:
     `of_stored_events`."""
 
-    def __init__(self, application: Any, to_message: Callable[[Any], OutboxMessage | None]) -> None:
+    def __init__(
+        self,
+        application: Any,
+        to_message: Callable[[Any], OutboxMessage | None],
+        *,
+        record: Callable[[Notification], OutboxMessage | None] | None = None,
+    ) -> None:
+        """`record`, given, makes each record from the notification itself (`of_stored_events`);
+        else `to_message` maps its domain event."""
         self.application = application
         self._to_message = to_message
-        self._record: Callable[[Notification], OutboxMessage | None] = self._via_domain_event
+        self._record = record or self._via_domain_event
         recorder = application.recorder
         self._select: str | None = None
         if isinstance(recorder, PostgresApplicationRecorder):
@@ -168,9 +176,7 @@ class EventsourcingLog:
     ) -> EventsourcingLog:
         """A log whose records `to_message` makes from the stored events themselves (id,
         version, topic, JSON state), context included: no domain event is decoded."""
-        log = cls(application, to_message)
-        log._record = to_message
-        return log
+        return cls(application, _no_domain_events, record=to_message)
 
     def _via_domain_event(self, notification: Notification) -> OutboxMessage | None:
         domain_event, context = read_with_context(self.application.mapper, notification)
@@ -542,6 +548,10 @@ def relay_span(relay: str, messages: Sequence[tuple[int, OutboxMessage]]) -> Ite
         attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(messages)},
     ):
         yield
+
+
+def _no_domain_events(domain_event: Any) -> OutboxMessage | None:
+    raise AssertionError("a log of stored events decodes no domain event")
 
 
 def record_headers(notification_id: int, message: OutboxMessage) -> list[tuple[str, bytes]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid5
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import DatetimeAsISO, Notification
 from eventsourcing.utils import get_topic
 from pydantic_core import from_json, to_json
 
@@ -29,8 +29,8 @@ from servicekit.stored_context import STORED_CONTEXT, context_of_stored
 from share_service.domain.community_share_request import CommunityShareRequest
 from share_service.domain.share_link import ShareLink
 
-# How eventsourcing's JSON transcoder stores a datetime (its `DatetimeAsISO`).
-STORED_DATETIME = "datetime_iso"
+# How eventsourcing's JSON transcoder names a stored datetime.
+STORED_DATETIME = DatetimeAsISO.name
 
 
 def event_id_of(originator_id: UUID, originator_version: int) -> UUID:
