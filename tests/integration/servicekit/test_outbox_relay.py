@@ -44,24 +44,30 @@ async def topic(kafka_bootstrap: str) -> str:
 async def read_committed(
     bootstrap: str, topic: str, expected: int, within: float = 60
 ) -> list[dict[str, object]]:
-    """Every record a read_committed consumer sees, once at least `expected` arrived."""
+    """Every record a read_committed consumer sees, once at least `expected` distinct events
+    arrived (a re-sent tail repeats some: those are kept, and counted once)."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
         isolation_level="read_committed", enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
     seen: list[dict[str, object]] = []
+    distinct: set[str] = set()
+
+    def take(batches: dict[Any, list[Any]]) -> None:
+        for records in batches.values():
+            for record in records:
+                headers = dict(record.headers)
+                seen.append({**json.loads(record.value), "key": record.key.decode(),
+                             "event_id": headers["event_id"].decode(),
+                             "notification_id": int(headers["notification_id"])})  # fmt: skip
+                distinct.add(headers["event_id"].decode())
+
     try:
         async with asyncio.timeout(within):
-            while len(seen) < expected:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        headers = dict(record.headers)
-                        seen.append({**json.loads(record.value), "key": record.key.decode(),
-                                     "event_id": headers["event_id"].decode(),
-                                     "notification_id": int(headers["notification_id"])})  # fmt: skip
-        extra = await consumer.getmany(timeout_ms=500)  # anything beyond what we waited for
-        seen.extend(json.loads(r.value) for rs in extra.values() for r in rs)
+            while len(distinct) < expected:
+                take(await consumer.getmany(timeout_ms=500))
+        take(await consumer.getmany(timeout_ms=500))  # anything beyond what we waited for
     finally:
         await consumer.stop()
     return seen
