@@ -146,6 +146,36 @@ async def test_poison_is_dead_lettered_and_the_mirror_keeps_going(
     assert any("the chat is unknown" in reason for reason in reasons), reasons
 
 
+async def test_events_the_store_cannot_hold_are_dead_lettered_not_retried_forever(
+    settings: ShareServiceSettings,
+) -> None:
+    """Valid by the contract, yet beyond what PostgreSQL holds: a `chat_version` above a bigint
+    (asyncpg refuses the argument client-side) and a message with a NUL character (jsonb refuses
+    it). Neither is an outage to wait out: each is dead-lettered saying why, and the chats after
+    them are still applied."""
+    huge = ChatFeed("erin")
+    huge.version = 2**63 - 1  # the next event carries 2**63
+    nul = ChatFeed("erin")
+    events = [
+        huge.created(),
+        nul.created(),
+        nul.message("before\x00after"),
+        nul.message("next", parent_id=None),
+    ]
+    later = ChatFeed("erin")
+    await send(settings.kafka_bootstrap_servers, [*events, later.created()], settings.topic_prefix)
+    async with running_mirror(settings, []) as store:
+        chat = await until_version(store, nul.chat_id, 3)
+        await until_version(store, later.chat_id, 1)
+        assert await store.get(huge.chat_id) is None
+    assert [m.content for m in visible_branch(chat)] == ["next"]
+    letters = await read_dead_letters(settings, expected=2)
+    reasons = {
+        record.key.decode(): dict(record.headers)["x-dlq-reason"].decode() for record in letters
+    }
+    assert set(reasons) == {huge.chat_id, nul.chat_id}, reasons
+
+
 async def test_chat_deleted_asks_for_the_links_to_die_even_when_redelivered(
     settings: ShareServiceSettings,
 ) -> None:
