@@ -16,14 +16,21 @@ def tail(text: str, lines: int) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid`: tells our process from a later one with the same pid."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of `/proc/<pid>/stat` after the command name, which may hold spaces (so the
+    text is split after its closing bracket): state is [0], ppid [1], session [3], utime [11],
+    stime [12], cutime [13], cstime [14], start time [19]. None once the process is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # Field 22; the command name (field 2) may hold spaces, so split after its closing bracket.
-    return stat.rsplit(")", 1)[1].split()[19]
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid`: tells our process from a later one with the same pid."""
+    fields = stat_fields(pid)
+    return None if fields is None else fields[19]
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,8 @@ class ManagedProcess:
         pid = self.pid()
         if pid is None:
             return False
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
+        fields = stat_fields(pid)
+        return fields is not None and fields[0] != "Z"
 
     def spawn(
         self,

@@ -13,24 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.process import stat_fields
+
 PROC = Path("/proc")
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None  # gone
-    # Fields after the command name (which may hold spaces): state is [0], ppid [1], utime
-    # [11], stime [12], cutime [13], cstime [14].
-    return stat.rsplit(")", 1)[1].split()
 
 
 def _children() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in PROC.iterdir():
-        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))) is not None:
+        if entry.name.isdigit() and (fields := stat_fields(int(entry.name))) is not None:
             children.setdefault(int(fields[1]), []).append(int(entry.name))
     return children
 
@@ -41,9 +33,9 @@ def tree_cpu_seconds(root: int) -> float:
     total, pending = 0, [root]
     while pending:
         pid = pending.pop()
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields is not None:
-            total += sum(int(value) for value in fields[11:15])
+            total += sum(int(value) for value in fields[11:15])  # u, s, cu, cs time
             pending += children.get(pid, [])
     return total / TICKS
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.process import ManagedProcess
+from devstack.process import ManagedProcess, stat_fields
 
 PROC = Path("/proc")
 
@@ -42,12 +42,8 @@ def session_members(leader: int) -> list[int]:
     for entry in PROC.iterdir():
         if not entry.name.isdigit() or int(entry.name) == leader:
             continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # ended while we looked
-        # Fields after the command name (which may hold spaces): state, ppid, pgrp, session, …
-        if int(stat.rsplit(")", 1)[1].split()[3]) == leader:
+        fields = stat_fields(int(entry.name))  # None: ended while we looked
+        if fields is not None and int(fields[3]) == leader:
             members.append(int(entry.name))
     return members
 
